@@ -1,0 +1,1 @@
+//! Signet client library. The `signet` command and its verification workflow live here.
