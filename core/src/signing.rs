@@ -44,6 +44,9 @@ pub enum SigningError {
 
     #[error(transparent)]
     Canonical(#[from] CanonicalError),
+
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
 }
 
 enum Pair {

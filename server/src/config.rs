@@ -1,0 +1,308 @@
+//! Command-line options, environment variables and the optional TOML file, resolved once in
+//! `main` into a [`Config`] that the rest of the server reads.
+//!
+//! Precedence: command line, then `SIGNET_*` environment variables, then the TOML file, then the
+//! defaults below.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+use signet_core::signing::KeyAlgorithm;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4443";
+pub const DEFAULT_DATA_DIR: &str = "signet-data";
+pub const DEFAULT_TIMESTAMP_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_SNAPSHOT_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_millis(100);
+pub const DEFAULT_CURRENT_MAX_AGE: Duration = Duration::from_secs(10);
+pub const DEFAULT_RESIGN_INTERVAL: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_ROLE_SIZE: u64 = 16 * 1024 * 1024;
+pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 32 * 1024 * 1024;
+pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 16;
+pub const DEFAULT_DB_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// signet-server: stores and serves signed TUF metadata for container image repositories.
+#[derive(Debug, Parser)]
+#[command(name = "signet-server", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub options: Options,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default when no subcommand is given).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings shared by every subcommand. Each is optional here so that the TOML file can fill
+/// what the command line and environment leave unset.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Options {
+    /// TOML file with any of these settings, named as the long options without dashes prefix
+    /// (for example `listen = "0.0.0.0:4443"`).
+    #[arg(long, env = "SIGNET_CONFIG", global = true, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address and port to listen on [default: 127.0.0.1:4443].
+    #[arg(long, env = "SIGNET_LISTEN", global = true, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// PostgreSQL URL. Without one, the server runs an embedded PostgreSQL cluster in the data
+    /// directory.
+    #[arg(long, env = "SIGNET_DATABASE_URL", global = true, hide_env_values = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Directory for the embedded PostgreSQL cluster and the generated key encryption key
+    /// [default: ./signet-data].
+    #[arg(long, env = "SIGNET_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// File holding the 32-byte key encryption key (64 hex characters) that encrypts server-held
+    /// private keys [default: DATA_DIR/key-encryption-key, created on first start].
+    #[arg(long, env = "SIGNET_KEY_ENCRYPTION_KEY_FILE", global = true, value_name = "FILE")]
+    pub key_encryption_key_file: Option<PathBuf>,
+
+    /// Key encryption key as 64 hex characters; takes precedence over the file. Prefer the
+    /// environment variable to the command line, where other users can read it.
+    #[arg(long, env = "SIGNET_KEY_ENCRYPTION_KEY", global = true, hide_env_values = true, value_name = "HEX")]
+    #[serde(skip)]
+    pub key_encryption_key: Option<String>,
+
+    /// Algorithm of new server-held keys: ed25519 or ecdsa [default: ed25519].
+    #[arg(long, env = "SIGNET_SERVER_KEY_ALGORITHM", global = true, value_name = "ALGORITHM")]
+    pub server_key_algorithm: Option<String>,
+
+    /// Lifetime of each timestamp the server signs, such as 1d or 12h [default: 1d].
+    #[arg(long, env = "SIGNET_TIMESTAMP_LIFETIME", global = true, value_name = "DURATION")]
+    pub timestamp_lifetime: Option<HumanDuration>,
+
+    /// Lifetime of each snapshot the server signs [default: 7d].
+    #[arg(long, env = "SIGNET_SNAPSHOT_LIFETIME", global = true, value_name = "DURATION")]
+    pub snapshot_lifetime: Option<HumanDuration>,
+
+    /// How long superseded timestamp and snapshot versions are kept before pruning [default: 30d].
+    #[arg(long, env = "SIGNET_RETENTION", global = true, value_name = "DURATION")]
+    pub retention: Option<HumanDuration>,
+
+    /// How often the background task re-signs timestamps and snapshots that passed half their
+    /// lifetime, and prunes old versions [default: 60s].
+    #[arg(long, env = "SIGNET_RESIGN_INTERVAL", global = true, value_name = "DURATION")]
+    pub resign_interval: Option<HumanDuration>,
+
+    /// How long current metadata may be served from memory; 0 reads the database on every
+    /// request [default: 100ms].
+    #[arg(long, env = "SIGNET_CACHE_TTL", global = true, value_name = "DURATION")]
+    pub cache_ttl: Option<HumanDuration>,
+
+    /// Cache-Control max-age sent with current (unversioned) metadata [default: 10s].
+    #[arg(long, env = "SIGNET_CURRENT_MAX_AGE", global = true, value_name = "DURATION")]
+    pub current_max_age: Option<HumanDuration>,
+
+    /// Largest accepted metadata file for one role, in bytes [default: 16777216].
+    #[arg(long, env = "SIGNET_MAX_ROLE_SIZE", global = true, value_name = "BYTES")]
+    pub max_role_size: Option<u64>,
+
+    /// Largest accepted upload request body, in bytes [default: 33554432].
+    #[arg(long, env = "SIGNET_MAX_REQUEST_SIZE", global = true, value_name = "BYTES")]
+    pub max_request_size: Option<u64>,
+
+    /// Maximum number of database connections of this process [default: 16].
+    #[arg(long, env = "SIGNET_DB_MAX_CONNECTIONS", global = true, value_name = "COUNT")]
+    pub db_max_connections: Option<u32>,
+
+    /// How long a request waits for a database connection before the server answers 503
+    /// [default: 3s].
+    #[arg(long, env = "SIGNET_DB_ACQUIRE_TIMEOUT", global = true, value_name = "DURATION")]
+    pub db_acquire_timeout: Option<HumanDuration>,
+
+    /// Log format on stderr: text or json [default: text].
+    #[arg(long, env = "SIGNET_LOG_FORMAT", global = true, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// A duration written as a number and a unit: `ms`, `s`, `m`, `h` or `d` (`30s`, `15m`, `7d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || format!("invalid duration {text:?}; write a number and a unit: ms, s, m, h or d (for example 30s, 15m, 7d)");
+        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number.parse().map_err(|_| invalid())?;
+        let millis_per_unit: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(invalid()),
+        };
+        let millis = number.checked_mul(millis_per_unit).ok_or_else(invalid)?;
+        Ok(HumanDuration(Duration::from_millis(millis)))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where the database is.
+#[derive(Debug, Clone)]
+pub enum DatabaseSource {
+    Url(String),
+    Embedded,
+}
+
+/// Where the key encryption key comes from.
+#[derive(Debug, Clone)]
+pub enum KekSource {
+    Hex(String),
+    File { path: PathBuf, create: bool },
+}
+
+/// Resolved server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database: DatabaseSource,
+    pub data_dir: PathBuf,
+    pub kek: KekSource,
+    pub server_key_algorithm: KeyAlgorithm,
+    pub timestamp_lifetime: Duration,
+    pub snapshot_lifetime: Duration,
+    pub retention: Duration,
+    pub resign_interval: Duration,
+    pub cache_ttl: Duration,
+    pub current_max_age: Duration,
+    pub max_role_size: u64,
+    pub max_request_size: u64,
+    pub db_max_connections: u32,
+    pub db_acquire_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Merges command-line and environment options with the TOML file and the defaults.
+    pub fn resolve(options: Options) -> anyhow::Result<Config> {
+        let file = match &options.config {
+            Some(path) => read_toml(path)?,
+            None => Options::default(),
+        };
+        let o = options;
+
+        let data_dir = o.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database = match o.database_url.or(file.database_url) {
+            Some(url) => DatabaseSource::Url(url),
+            None => DatabaseSource::Embedded,
+        };
+        let kek = match (o.key_encryption_key, o.key_encryption_key_file.or(file.key_encryption_key_file)) {
+            (Some(hex), _) => KekSource::Hex(hex),
+            (None, Some(path)) => KekSource::File { path, create: false },
+            (None, None) => KekSource::File { path: data_dir.join("key-encryption-key"), create: true },
+        };
+        let algorithm_name = o.server_key_algorithm.or(file.server_key_algorithm).unwrap_or_else(|| "ed25519".to_owned());
+        let server_key_algorithm = KeyAlgorithm::parse(&algorithm_name)
+            .with_context(|| format!("invalid server key algorithm {algorithm_name:?}; use ed25519 or ecdsa"))?;
+
+        let duration = |cli: Option<HumanDuration>, toml: Option<HumanDuration>, default: Duration| {
+            cli.or(toml).map_or(default, |d| d.0)
+        };
+        let config = Config {
+            listen: match o.listen.or(file.listen) {
+                Some(listen) => listen,
+                None => DEFAULT_LISTEN.parse().context("default listen address")?,
+            },
+            database,
+            data_dir,
+            kek,
+            server_key_algorithm,
+            timestamp_lifetime: duration(o.timestamp_lifetime, file.timestamp_lifetime, DEFAULT_TIMESTAMP_LIFETIME),
+            snapshot_lifetime: duration(o.snapshot_lifetime, file.snapshot_lifetime, DEFAULT_SNAPSHOT_LIFETIME),
+            retention: duration(o.retention, file.retention, DEFAULT_RETENTION),
+            resign_interval: duration(o.resign_interval, file.resign_interval, DEFAULT_RESIGN_INTERVAL),
+            cache_ttl: duration(o.cache_ttl, file.cache_ttl, DEFAULT_CACHE_TTL),
+            current_max_age: duration(o.current_max_age, file.current_max_age, DEFAULT_CURRENT_MAX_AGE),
+            max_role_size: o.max_role_size.or(file.max_role_size).unwrap_or(DEFAULT_MAX_ROLE_SIZE),
+            max_request_size: o.max_request_size.or(file.max_request_size).unwrap_or(DEFAULT_MAX_REQUEST_SIZE),
+            db_max_connections: o.db_max_connections.or(file.db_max_connections).unwrap_or(DEFAULT_DB_MAX_CONNECTIONS),
+            db_acquire_timeout: duration(o.db_acquire_timeout, file.db_acquire_timeout, DEFAULT_DB_ACQUIRE_TIMEOUT),
+            log_format: o.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.timestamp_lifetime >= Duration::from_secs(60), "--timestamp-lifetime must be at least 1m");
+        anyhow::ensure!(self.snapshot_lifetime >= Duration::from_secs(60), "--snapshot-lifetime must be at least 1m");
+        anyhow::ensure!(!self.resign_interval.is_zero(), "--resign-interval must be more than 0");
+        anyhow::ensure!(
+            self.resign_interval < self.timestamp_lifetime / 2,
+            "--resign-interval must be shorter than half of --timestamp-lifetime, or timestamps could expire before they are re-signed"
+        );
+        anyhow::ensure!(self.db_max_connections >= 1, "--db-max-connections must be at least 1");
+        anyhow::ensure!(self.max_role_size >= 1024, "--max-role-size must be at least 1024 bytes");
+        anyhow::ensure!(self.max_request_size >= self.max_role_size, "--max-request-size must be at least --max-role-size");
+        Ok(())
+    }
+}
+
+fn read_toml(path: &Path) -> anyhow::Result<Options> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("failed to read configuration file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid configuration file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!("30s".parse::<HumanDuration>().unwrap().0, Duration::from_secs(30));
+        assert_eq!("15m".parse::<HumanDuration>().unwrap().0, Duration::from_secs(900));
+        assert_eq!("7d".parse::<HumanDuration>().unwrap().0, Duration::from_secs(7 * 86400));
+        assert_eq!("100ms".parse::<HumanDuration>().unwrap().0, Duration::from_millis(100));
+        for bad in ["", "s", "10", "10x", "-1s", "1.5h", "99999999999999999999d"] {
+            assert!(bad.parse::<HumanDuration>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn toml_fills_unset_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signet.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\ntimestamp-lifetime = \"2d\"\n").unwrap();
+        let options = Options { config: Some(path), timestamp_lifetime: Some(HumanDuration(Duration::from_secs(7200))), ..Options::default() };
+        let config = Config::resolve(options).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.timestamp_lifetime, Duration::from_secs(7200));
+    }
+}

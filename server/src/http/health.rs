@@ -1,0 +1,39 @@
+//! Liveness, readiness and metrics endpoints.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How long the readiness check waits for the database.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The process is up.
+pub async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// The database is reachable.
+pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    if database_up(&state).await {
+        Ok(Json(json!({"status": "ok"})))
+    } else {
+        Err(ApiError::unavailable())
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let up = database_up(&state).await;
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(up))
+}
+
+async fn database_up(state: &AppState) -> bool {
+    let check = sqlx::query("SELECT 1").execute(&state.pool);
+    matches!(tokio::time::timeout(READY_TIMEOUT, check).await, Ok(Ok(_)))
+}

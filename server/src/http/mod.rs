@@ -1,0 +1,59 @@
+//! The HTTP API: routes, request logging and metrics.
+
+mod changefeed;
+mod health;
+mod tuf;
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::compression::CompressionLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Builds the router with every route of the API.
+pub fn router(state: AppState) -> Router {
+    let body_limit = usize::try_from(state.config.max_request_size).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/v2/", get(|| async { Json(json!({})) }))
+        .route("/v2/_trust/changefeed", get(changefeed::global))
+        .route("/v2/{*path}", axum::routing::any(tuf::dispatch))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CompressionLayer::new().gzip(true))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request))
+        .with_state(state)
+}
+
+/// Logs one line per request and records its metrics. URLs carry no secrets; headers, which
+/// may, are not logged.
+async fn log_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |path| path.as_str()).to_owned();
+    let path = request.uri().path().to_owned();
+
+    let response = next.run(request).await;
+
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.record_request(method.as_str(), &route, status, elapsed);
+    tracing::info!(
+        method = %method,
+        route = %route,
+        path = %path,
+        status,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
