@@ -443,3 +443,21 @@ pub fn timestamp_signed(version: u64, expires: DateTime<Utc>, snapshot: &FileInf
 fn file_info_json(info: &FileInfo) -> Value {
     json!({"version": info.version, "length": info.length, "hashes": {"sha256": info.sha256}})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_upload_rejected() {
+        let result = validate_upload(&StoredRepository::default(), Vec::new(), &HeldKeys::default(), Utc::now());
+        assert!(matches!(result, Err(UploadError::Empty)));
+    }
+
+    #[test]
+    fn upload_without_root_rejected() {
+        let targets = br#"{"signed":{"_type":"targets","spec_version":"1.0.31","version":1,"expires":"2099-01-01T00:00:00Z","targets":{}},"signatures":[]}"#;
+        let result = validate_upload(&StoredRepository::default(), vec![("targets".into(), targets.to_vec())], &HeldKeys::default(), Utc::now());
+        assert!(matches!(result, Err(UploadError::NoRoot)), "{result:?}");
+    }
+}

@@ -261,8 +261,8 @@ impl Config {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.timestamp_lifetime >= Duration::from_secs(60), "--timestamp-lifetime must be at least 1m");
-        anyhow::ensure!(self.snapshot_lifetime >= Duration::from_secs(60), "--snapshot-lifetime must be at least 1m");
+        anyhow::ensure!(self.timestamp_lifetime >= Duration::from_secs(10), "--timestamp-lifetime must be at least 10s");
+        anyhow::ensure!(self.snapshot_lifetime >= Duration::from_secs(10), "--snapshot-lifetime must be at least 10s");
         anyhow::ensure!(!self.resign_interval.is_zero(), "--resign-interval must be more than 0");
         anyhow::ensure!(
             self.resign_interval < self.timestamp_lifetime / 2,
