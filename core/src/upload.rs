@@ -72,6 +72,9 @@ pub enum UploadError {
     #[error("the repository has no root; upload root first")]
     NoRoot,
 
+    #[error("the repository has no targets role; upload targets together with the first root")]
+    NoTargets,
+
     #[error("root: the timestamp role must be signed by the server; list the key from GET .../_trust/tuf/timestamp.key with threshold 1")]
     TimestampKeyNotHeld,
 
@@ -183,6 +186,9 @@ pub fn validate_upload(
         check_unexpired(role, document, now)?;
         resulting.insert(role.clone(), document.clone());
         uploaded_targets.push((role.clone(), document.clone()));
+    }
+    if !resulting.contains_key(&RoleName::targets()) {
+        return Err(UploadError::NoTargets);
     }
     let uploaded_names: BTreeSet<RoleName> = uploaded_targets.iter().map(|(role, _)| role.clone()).collect();
     verify_targets_tree(&root, &resulting, &uploaded_names)?;

@@ -59,8 +59,8 @@ pub enum LogFormat {
 #[derive(Debug, Default, Args, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Options {
-    /// TOML file with any of these settings, named as the long options without dashes prefix
-    /// (for example `listen = "0.0.0.0:4443"`).
+    /// TOML file with any of these settings, keyed by the long option name without the leading
+    /// dashes (for example `listen = "0.0.0.0:4443"`).
     #[arg(long, env = "SIGNET_CONFIG", global = true, value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,

@@ -98,7 +98,8 @@ async fn create_database(maintenance_url: &str) -> anyhow::Result<String> {
     Ok(maintenance_url.replacen("/signet?", &format!("/{name}?"), 1))
 }
 
-fn world_readable_tempdir() -> anyhow::Result<tempfile::TempDir> {
+/// A temporary directory the PostgreSQL user can enter when the tests run as root.
+pub fn world_readable_tempdir() -> anyhow::Result<tempfile::TempDir> {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::Builder::new().prefix("signet-test-").tempdir()?;
     // The cluster runs as the postgres user when tests run as root; it must reach the directory.

@@ -26,7 +26,7 @@ async fn data_survives_restart_with_external_database() {
 
 #[tokio::test]
 async fn data_survives_restart_in_embedded_mode() {
-    let data_dir = tempfile::Builder::new().prefix("signet-embedded-").tempdir().unwrap();
+    let data_dir = signet_tests::world_readable_tempdir().unwrap();
     let server = ServerProcess::start_in(data_dir, None, &[]).unwrap();
     let client = Client::new(&server.base_url);
     let repo = Repo::init(&client, "team/app").await;

@@ -415,3 +415,33 @@ async fn oversized_role_gets_413() {
     let (status, _) = client.upload(&repo.gun, &[("root", huge)]).await;
     assert_eq!(status, 413);
 }
+
+#[tokio::test]
+async fn first_root_needs_targets() {
+    let (_server, client) = server().await;
+    let repo = Repo::new(&client, "team/app").await;
+    let (status, body) = client.upload(&repo.gun, &[("root", repo.root_bytes(1))]).await;
+    assert_rejected(status, &body, 400, "upload targets together with the first root");
+}
+
+#[tokio::test]
+async fn delegated_role_with_slash_served_percent_encoded() {
+    let (_server, client) = server().await;
+    let repo = Repo::init(&client, "team/app").await;
+    let delegate = ed25519();
+    let mut targets = targets_signed(2, &expires_in_days(30), &[]);
+    targets["delegations"] = json!({
+        "keys": {delegate.key_id(): delegate.tuf_key()},
+        "roles": [{"name": "targets/releases", "keyids": [delegate.key_id()], "threshold": 1, "paths": ["*"], "terminating": false}],
+    });
+    let releases = sign(&targets_signed(1, &expires_in_days(30), &[("v1", NGINX_1_13_9, 10)]), &[&delegate]);
+    let (status, body) =
+        client.upload(&repo.gun, &[("targets", sign(&targets, &[&repo.targets_key])), ("targets/releases", releases.clone())]).await;
+    assert_eq!(status, 200, "{body}");
+
+    let encoded = client.get(&repo.gun, "1.targets%2Freleases.json").await;
+    assert_eq!(encoded.status(), 200);
+    assert_eq!(encoded.bytes().await.unwrap().as_ref(), releases.as_slice());
+    assert_eq!(client.get(&repo.gun, "targets%2Freleases.json").await.status(), 200);
+    assert_eq!(client.get(&repo.gun, "targets/releases.json").await.status(), 200);
+}
