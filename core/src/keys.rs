@@ -345,4 +345,27 @@ mod tests {
         assert!(check_key_id(&minimal_id, &extended).is_ok());
         assert!(check_key_id(&key_id(&extended).unwrap(), &extended).is_ok());
     }
+    /// An RSA-2048 public key and an RSA-PSS (SHA-256, MGF1, 32-byte salt) signature over
+    /// `RSA_MESSAGE`, made with `openssl dgst -sha256 -sigopt rsa_padding_mode:pss
+    /// -sigopt rsa_pss_saltlen:32`.
+    const RSA_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAn/ofXXJbw4+bqBC7eOyw\nzLpIlt1uf3WT000mqUCkppvjyTm5zjK6CoGfzS+qCzxVTaiRFUvuzYI6Ea/pUKYV\nEGUnl3r1MgN6ucyCOQgaWVOaSH1rcoMzXkxIX7jfuACpdC1dH8We1D1/bEmZZvKw\nLTJ0OgOSgMrRdX6RjOmskIJMl3Ed/GF9xJCKFvkCA4XAT3RYFLVhBbuqII+h40tV\nAVvSRt+z/Og2Fp67INMeXc+mYdvDW9KK8GgfMKt64pw5MI8pmAS+5Qd6nSH27/hR\nb4vJVUNjeg9PortOOQrT2GG9YXINoStWlRbru8GmtDgabK7WYur05aUWiubcARqb\nPwIDAQAB\n-----END PUBLIC KEY-----\n";
+    const RSA_MESSAGE: &[u8] = b"signet rsa-pss test message";
+    const RSA_SIGNATURE: &str = "7ce17b8bb29dd6d70f95f6542da1305ab8977ba78731bdb87d941627e6efdeb58a8b8b7c259ae9ca3174a078436626f2725e79a3cdae879012687b1d7f5663659417cb5327e5965307651d2ba9b187697d7b108cc49af44251e9555c27a71a18df18821aa64b5230c7aca0de2077cf8b6783ad7b051ec9108d4f15afa2a2d2558fdfcc58030219801b9e6673c133984c54ae9e24617280e3c45ac8b26a621de31678028f1f2607a3a076b63529621d2d30352463ff13f593fb1323ad9ebd49affd6eac4b61096de5baa6f499c60de9f2f47f62b2a2a5b0e1436074b4846c3b8e4e6d44a020bdaac37622cd5850215fe245709dc7ec7fb7294c146bf6e2c54eff";
+    const RSA_1024_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----\nMIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQCik+hSLeuyUlcp1p99QaFSN38k\n6WP1OA2DY/AJJ4HeAsAvy9/5VjHWAM115KDb5tovLFQc6amaZSaKwzaMBvgRN0pp\nzTEjL9nv9yBZbab5haYAfL1o7A3diiC4htoQn2uQ9fvaQicR7MWvlgHRyYR93K2P\n2n/m6Tmb/OQgVwAukwIDAQAB\n-----END PUBLIC KEY-----\n";
+
+    #[test]
+    fn rsa_pss_signature_verifies() {
+        let object = json!({"keytype": "rsa", "scheme": "rsassa-pss-sha256", "keyval": {"public": RSA_PUBLIC}});
+        let key = PublicKey::from_tuf(&object).unwrap();
+        let sig = hex::decode(RSA_SIGNATURE).unwrap();
+        assert!(key.verify(RSA_MESSAGE, &sig));
+        assert!(!key.verify(b"another message", &sig));
+    }
+
+    #[test]
+    fn rsa_keys_below_2048_bits_rejected() {
+        let object = json!({"keytype": "rsa", "scheme": "rsassa-pss-sha256", "keyval": {"public": RSA_1024_PUBLIC}});
+        let err = PublicKey::from_tuf(&object).unwrap_err();
+        assert!(err.to_string().contains("at least 2048 bits"), "{err}");
+    }
 }

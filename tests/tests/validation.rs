@@ -346,8 +346,6 @@ async fn rejects_timestamp_and_empty_uploads() {
     assert_eq!(status, 400, "{body}");
     let (status, body) = client.upload(&repo.gun, &[("timestamp", b"{}".to_vec())]).await;
     assert_rejected(status, &body, 400, "timestamp is signed by the server");
-    let (status, body) = client.upload(&repo.gun, &[("snapshot", b"{}".to_vec())]).await;
-    assert_rejected(status, &body, 400, "snapshot");
 }
 
 #[tokio::test]
@@ -444,4 +442,92 @@ async fn delegated_role_with_slash_served_percent_encoded() {
     assert_eq!(encoded.bytes().await.unwrap().as_ref(), releases.as_slice());
     assert_eq!(client.get(&repo.gun, "targets%2Freleases.json").await.status(), 200);
     assert_eq!(client.get(&repo.gun, "targets/releases.json").await.status(), 200);
+}
+
+#[tokio::test]
+async fn rejects_defective_roots() {
+    let (_server, client) = server().await;
+    let repo = Repo::new(&client, "team/app").await;
+    let targets = repo.targets_bytes(1, &[]);
+    let unknown_id = "cd".repeat(32);
+
+    let mut cases: Vec<(&str, Value, &str)> = Vec::new();
+    let mut missing_role = repo.root(1);
+    missing_role["roles"].as_object_mut().unwrap().remove("snapshot");
+    cases.push(("missing role", missing_role, "does not define the snapshot role"));
+    let mut zero = repo.root(1);
+    zero["roles"]["targets"]["threshold"] = json!(0);
+    cases.push(("zero threshold", zero, "threshold 0"));
+    let mut unknown = repo.root(1);
+    unknown["roles"]["targets"]["keyids"] = json!([unknown_id]);
+    cases.push(("unknown key id", unknown, "not in \"keys\""));
+    let mut duplicate = repo.root(1);
+    duplicate["roles"]["targets"]["keyids"] = json!([repo.targets_key.key_id(), repo.targets_key.key_id()]);
+    cases.push(("duplicate key id", duplicate, "more than once"));
+    let mut expired = repo.root(1);
+    expired["expires"] = json!(format_time(chrono::Utc::now() - chrono::Duration::days(1)));
+    cases.push(("expired", expired, "expired"));
+    let mut unsupported_key = repo.targets_key.tuf_key().clone();
+    unsupported_key["scheme"] = json!("rsa-pkcs1v15-sha256");
+    let unsupported_id = signet_core::keys::key_id(&unsupported_key).unwrap();
+    let mut unsupported = repo.root(1);
+    unsupported["keys"][&unsupported_id] = unsupported_key;
+    unsupported["roles"]["targets"]["keyids"] = json!([unsupported_id]);
+    cases.push(("unsupported scheme", unsupported, "unsupported key"));
+
+    for (case, root, needle) in cases {
+        let (status, body) = client.upload(&repo.gun, &[("root", sign(&root, &[&repo.root_key])), ("targets", targets.clone())]).await;
+        assert_eq!(status, 400, "{case}: {body}");
+        assert!(message(&body).contains(needle), "{case}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn rejects_defective_targets() {
+    let (_server, client) = server().await;
+    let repo = Repo::init(&client, "team/app").await;
+    let delegate = ed25519();
+    let role = |name: &str| json!({"name": name, "keyids": [delegate.key_id()], "threshold": 1, "paths": ["*"], "terminating": true});
+
+    let mut cases: Vec<(&str, Value, &str)> = Vec::new();
+    let mut no_sha256 = targets_signed(2, &expires_in_days(30), &[]);
+    no_sha256["targets"]["latest"] = json!({"length": 10, "hashes": {"sha512": "ab".repeat(64)}});
+    cases.push(("target without sha256", no_sha256, "no sha256 hash"));
+    let delegating = |roles: Value| {
+        let mut targets = targets_signed(2, &expires_in_days(30), &[]);
+        targets["delegations"] = json!({"keys": {delegate.key_id(): delegate.tuf_key()}, "roles": roles});
+        targets
+    };
+    cases.push(("duplicate delegation", delegating(json!([role("a"), role("a")])), "listed more than once"));
+    cases.push(("delegation to top-level role", delegating(json!([role("snapshot")])), "not a top-level role"));
+    let mut no_paths = role("a");
+    no_paths.as_object_mut().unwrap().remove("paths");
+    cases.push(("delegation without paths", delegating(json!([no_paths])), "needs \"paths\""));
+    let mut succinct = targets_signed(2, &expires_in_days(30), &[]);
+    succinct["delegations"] = json!({"keys": {}, "succinct_roles": {"keyids": [], "threshold": 1, "bit_length": 4, "name_prefix": "bin"}});
+    cases.push(("succinct roles", succinct, "succinct_roles"));
+
+    for (case, targets, needle) in cases {
+        let (status, body) = client.upload(&repo.gun, &[("targets", sign(&targets, &[&repo.targets_key]))]).await;
+        assert_eq!(status, 400, "{case}: {body}");
+        assert!(message(&body).contains(needle), "{case}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn rejects_duplicate_role_parts() {
+    let (_server, client) = server().await;
+    let repo = Repo::init(&client, "team/app").await;
+    let (status, body) = client.upload(&repo.gun, &[("targets", repo.targets_bytes(2, &[])), ("targets", repo.targets_bytes(3, &[]))]).await;
+    assert_rejected(status, &body, 400, "more than once");
+}
+
+#[tokio::test]
+async fn rejects_snapshot_when_server_signs_it() {
+    let (_server, client) = server().await;
+    let repo = Repo::init(&client, "team/app").await;
+    let signed = json!({"_type": "snapshot", "spec_version": "1.0.31", "version": 9, "expires": expires_in_days(7),
+        "meta": {"targets.json": {"version": 1}}});
+    let (status, body) = client.upload(&repo.gun, &[("snapshot", sign(&signed, &[&repo.root_key]))]).await;
+    assert_rejected(status, &body, 400, "this server signs snapshot");
 }
