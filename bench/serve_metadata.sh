@@ -29,6 +29,8 @@
 # change its settings. Leave them unset to measure the defaults.
 #
 # Settings (environment variables):
+#   SIGNET_BIN    signet-server binary to measure; when set, the script does
+#                 not build one [unset: cargo build --release]
 #   PG_BIN        PostgreSQL binaries [/usr/lib/postgresql/15/bin]
 #   SIGNET_PORT   signet-server port [18443]
 #   NGINX_PORT    nginx port [18080]
@@ -139,11 +141,20 @@ check_requirements() {
 }
 
 build_server() {
+    if [[ -n ${SIGNET_BIN:-} ]]; then
+        [[ -x $SIGNET_BIN ]] || fail "SIGNET_BIN=$SIGNET_BIN is not an executable file"
+        SERVER_SOURCE="the given binary $SIGNET_BIN"
+        return
+    fi
     log "building signet-server (release)"
     (cd "$REPO_ROOT" && cargo build --release --quiet -p signet-server)
     local target_dir=${CARGO_TARGET_DIR:-$REPO_ROOT/target}
     SIGNET_BIN=$target_dir/release/signet-server
     [[ -x $SIGNET_BIN ]] || fail "cargo build finished but $SIGNET_BIN does not exist"
+    SERVER_SOURCE="release build of commit $(git -C "$REPO_ROOT" rev-parse --short HEAD)"
+    if [[ -n $(git -C "$REPO_ROOT" status --porcelain --untracked-files=no) ]]; then
+        SERVER_SOURCE+=" with uncommitted changes"
+    fi
 }
 
 prepare_venv() {
@@ -167,7 +178,8 @@ make_work_dir() {
 
 start_postgres() {
     PG_DATA=$WORK_DIR/pg/data
-    local socket_dir=$WORK_DIR/pg/socket
+    PG_SOCKET_DIR=$WORK_DIR/pg/socket
+    local socket_dir=$PG_SOCKET_DIR
     log "starting PostgreSQL in $PG_DATA (Unix socket only)"
     as_postgres "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust --encoding=UTF8 \
         >"$WORK_DIR/pg/initdb.log" 2>&1 || fail "initdb failed; see $WORK_DIR/pg/initdb.log"
@@ -303,24 +315,38 @@ cpu_ticks() {
     echo "$total"
 }
 
+# Prints the number of transactions that the signet database has committed or
+# rolled back. Each metadata read that misses signet-server's cache is one.
+database_transactions() {
+    as_postgres "$PG_BIN/psql" -h "$PG_SOCKET_DIR" -U postgres -d signet -Atc \
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'signet'"
+}
+
 # Runs one wrk load and stores wrk's RESULT line in RESULTS[server,file,connections].
-# The stored line also has the CPU idle percentage before the run and the CPU
-# ticks that SERVER_PID and PostgreSQL used during the run.
+# The stored line also has the CPU idle percentage before the run, the CPU
+# ticks that SERVER_PID and PostgreSQL used during the run, and the number of
+# database transactions during the run.
 declare -A RESULTS
 run_wrk() {
     local server=$1 port=$2 server_pid=$3 file=$4 connections=$5
     local url=http://127.0.0.1:$port/v2/$GUN/_trust/tuf/$file
     local output=$WORK_DIR/wrk/$server-$file-c$connections.txt
-    local idle server_ticks postgres_ticks result
+    local idle server_ticks postgres_ticks transactions result
     idle=$(wait_for_quiet)
     server_ticks=$(cpu_ticks "$server_pid")
     postgres_ticks=$(cpu_ticks "$POSTMASTER_PID")
+    transactions=$(database_transactions)
     log "wrk -t$WRK_THREADS -c$connections -d$DURATION --latency $url (CPU $idle% idle before)"
     wrk -t"$WRK_THREADS" -c"$connections" -d"$DURATION" --latency -s "$BENCH_DIR/wrk_summary.lua" "$url" >"$output"
     server_ticks=$(($(cpu_ticks "$server_pid") - server_ticks))
     postgres_ticks=$(($(cpu_ticks "$POSTMASTER_PID") - postgres_ticks))
+    # PostgreSQL 15 backends report their transaction counts to the
+    # statistics at most once a second, so wait before reading them.
+    sleep 2
+    # Subtract the query of the first database_transactions call.
+    transactions=$(($(database_transactions) - transactions - 1))
     result=$(grep '^RESULT ' "$output") || fail "wrk printed no RESULT line; see $output"
-    RESULTS[$server,$file,$connections]="$result idle_before=$idle server_ticks=$server_ticks postgres_ticks=$postgres_ticks"
+    RESULTS[$server,$file,$connections]="$result idle_before=$idle server_ticks=$server_ticks postgres_ticks=$postgres_ticks transactions=$transactions"
 }
 
 # Prints the value of KEY from a RESULT line such as "RESULT requests=10 rps=5.0".
@@ -346,6 +372,7 @@ print_machine() {
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- Load average before the runs: $LOAD_BEFORE"
     echo "- Load average after the runs: $(cut -d ' ' -f 1-3 /proc/loadavg)"
+    echo "- signet-server: $SERVER_SOURCE"
     echo "- Tools: $(wrk --version 2>&1 | head -n 1 | cut -d ' ' -f 1-2), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $("$PG_BIN/postgres" --version)"
     echo "- wrk, nginx, signet-server and PostgreSQL share the same cores."
     echo
@@ -390,18 +417,19 @@ cpu_per_request_us() {
 print_cpu() {
     local file connections nginx signet
     echo "CPU time per request in microseconds, from utime + stime in /proc ($CLOCK_TICKS ticks per second)."
-    echo "The server columns count the server's own processes, and the PostgreSQL column counts PostgreSQL"
-    echo "during the signet run. The idle columns give the machine's CPU idle percentage in the 2 seconds before each run."
+    echo "The server columns count the server's own processes, and the PostgreSQL columns count PostgreSQL"
+    echo "during the signet run: its CPU time and its transactions (one per read that missed signet's cache)."
+    echo "The idle columns give the machine's CPU idle percentage in the 2 seconds before each run."
     echo
-    echo "| file | connections | nginx CPU/req | signet CPU/req | PostgreSQL CPU/req | idle before nginx run | idle before signet run |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| file | connections | nginx CPU/req | signet CPU/req | PostgreSQL CPU/req | PostgreSQL transactions | idle before nginx run | idle before signet run |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for file in "${FILES[@]}"; do
         for connections in "${CONNECTION_COUNTS[@]}"; do
             nginx=${RESULTS[nginx,$file,$connections]}
             signet=${RESULTS[signet,$file,$connections]}
             echo "| $file | $connections | $(cpu_per_request_us "$nginx" server_ticks) |" \
                 "$(cpu_per_request_us "$signet" server_ticks) | $(cpu_per_request_us "$signet" postgres_ticks) |" \
-                "$(field "$nginx" idle_before)% | $(field "$signet" idle_before)% |"
+                "$(field "$signet" transactions) | $(field "$nginx" idle_before)% | $(field "$signet" idle_before)% |"
         done
     done
     echo

@@ -3,8 +3,8 @@
 //! Supported, as TUF 1.0 lists them:
 //! - keytype `ed25519`, scheme `ed25519`, public key as 64 hex characters;
 //! - keytype `ecdsa` or `ecdsa-sha2-nistp256`, scheme `ecdsa-sha2-nistp256`, public key as a PEM
-//!   SubjectPublicKeyInfo (hex of the DER or of the raw point is also read, as go-tuf wrote it);
-//!   signatures are DER-encoded over SHA-256;
+//!   SubjectPublicKeyInfo. Hex of the DER or of the raw point is also read, because go-tuf wrote
+//!   keys that way. Signatures are DER-encoded over SHA-256;
 //! - keytype `rsa`, scheme `rsassa-pss-sha256`, public key as a PEM SubjectPublicKeyInfo of at
 //!   least 2048 bits; PSS with MGF1-SHA256 and a 32-byte salt.
 
@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use crate::canonical::{to_canonical, CanonicalError};
 
-/// Why a key object or key id was rejected.
+/// Error for a rejected key object or key id.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("key is not a JSON object with string fields keytype, scheme and keyval.public")]
@@ -337,7 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn key_id_over_known_fields_accepted_for_extra_fields() {
+    fn python_tuf_key_id_accepted() {
         let (_, object) = ed25519();
         let minimal_id = key_id(&object).unwrap();
         let mut extended = object.clone();

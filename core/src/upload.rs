@@ -35,7 +35,7 @@ pub struct HeldKeys {
     pub snapshot: BTreeSet<String>,
 }
 
-/// Why an upload was rejected. [`UploadError::is_conflict`] tells a stale or racing upload
+/// Error for a rejected upload. [`UploadError::is_conflict`] separates a stale or racing upload
 /// (HTTP 409) from an invalid one (HTTP 400).
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -123,7 +123,7 @@ impl FileInfo {
     }
 }
 
-/// What to store after a successful validation.
+/// Metadata to store after a successful validation.
 #[derive(Debug, Clone)]
 pub struct AcceptedUpload {
     pub root: Option<Document>,

@@ -25,7 +25,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     tracing::info!("background re-signing stopped");
 }
 
-/// One pass: re-sign what passed half its lifetime, then prune.
+/// Runs one pass: re-signs what passed half its lifetime, then prunes.
 pub async fn tick(state: &AppState) {
     let now = Utc::now();
     let half = |lifetime: std::time::Duration| now + chrono::Duration::from_std(lifetime / 2).unwrap_or(chrono::Duration::hours(1));

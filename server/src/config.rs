@@ -132,7 +132,7 @@ pub struct Options {
     #[arg(long, env = "SIGNET_DB_MAX_CONNECTIONS", global = true, value_name = "COUNT")]
     pub db_max_connections: Option<u32>,
 
-    /// How long a request waits for a database connection before the server answers 503
+    /// How long a request waits for a database connection before the server returns 503
     /// [default: 3s].
     #[arg(long, env = "SIGNET_DB_ACQUIRE_TIMEOUT", global = true, value_name = "DURATION")]
     pub db_acquire_timeout: Option<HumanDuration>,
@@ -174,14 +174,14 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
-/// Where the database is.
+/// Database location.
 #[derive(Debug, Clone)]
 pub enum DatabaseSource {
     Url(String),
     Embedded,
 }
 
-/// Where the key encryption key comes from.
+/// Source of the key encryption key.
 #[derive(Debug, Clone)]
 pub enum KekSource {
     Hex(String),

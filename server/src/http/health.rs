@@ -14,12 +14,12 @@ use crate::state::AppState;
 /// How long the readiness check waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The process is up.
+/// Returns 200 while the process is up.
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// The database is reachable.
+/// Returns 200 while the database is reachable, else 503.
 pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     if database_up(&state).await {
         Ok(Json(json!({"status": "ok"})))

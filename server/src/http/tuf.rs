@@ -28,7 +28,7 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Upper bound on parts in one upload.
 const MAX_PARTS: usize = 1000;
 
-/// What a request path names.
+/// Resource named by a request path.
 enum Target {
     Current(RoleName),
     ByVersion(RoleName, i64),
