@@ -12,6 +12,7 @@ pub mod keys;
 pub mod metadata;
 pub mod names;
 pub mod signing;
+pub mod trusted;
 pub mod upload;
 pub mod verify;
 
