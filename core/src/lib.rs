@@ -11,10 +11,14 @@ pub mod canonical;
 pub mod keys;
 pub mod metadata;
 pub mod names;
+pub mod search;
 pub mod signing;
 pub mod trusted;
 pub mod upload;
 pub mod verify;
+
+#[cfg(test)]
+mod testing;
 
 pub use canonical::CanonicalError;
 pub use keys::{KeyError, PublicKey};

@@ -306,55 +306,11 @@ fn check_file(bytes: &[u8], expected: &MetaFile, role: &str, referrer: &'static 
 mod tests {
     use super::*;
     use crate::keys::key_id;
-    use crate::signing::{sign_metadata, KeyAlgorithm, SigningKey};
+    use crate::signing::sign_metadata;
+    use crate::testing::*;
     use crate::upload::{snapshot_signed, timestamp_signed, FileInfo};
     use chrono::Duration;
-    use serde_json::{json, Value};
-
-    fn key() -> SigningKey {
-        SigningKey::generate(KeyAlgorithm::Ed25519).unwrap().0
-    }
-
-    struct Keys {
-        root: SigningKey,
-        targets: SigningKey,
-        snapshot: SigningKey,
-        timestamp: SigningKey,
-    }
-
-    fn keys() -> Keys {
-        Keys { root: key(), targets: key(), snapshot: key(), timestamp: key() }
-    }
-
-    fn later(days: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp((Utc::now() + Duration::days(days)).timestamp(), 0).unwrap()
-    }
-
-    fn root(version: u64, keys: &Keys, expires: DateTime<Utc>) -> Value {
-        let entry = |k: &SigningKey| json!({"keyids": [k.key_id()], "threshold": 1});
-        json!({
-            "_type": "root", "spec_version": "1.0.34", "consistent_snapshot": true, "version": version,
-            "expires": format_expires(expires),
-            "keys": {
-                keys.root.key_id(): keys.root.tuf_key(), keys.targets.key_id(): keys.targets.tuf_key(),
-                keys.snapshot.key_id(): keys.snapshot.tuf_key(), keys.timestamp.key_id(): keys.timestamp.tuf_key(),
-            },
-            "roles": {"root": entry(&keys.root), "targets": entry(&keys.targets), "snapshot": entry(&keys.snapshot), "timestamp": entry(&keys.timestamp)},
-        })
-    }
-
-    fn targets(version: u64) -> Value {
-        json!({"_type": "targets", "spec_version": "1.0.34", "version": version, "expires": format_expires(later(30)),
-            "targets": {"latest": {"length": 10, "hashes": {"sha256": "ab".repeat(32)}}}})
-    }
-
-    fn signed(value: &Value, key: &SigningKey) -> Vec<u8> {
-        sign_metadata(value, &[key]).unwrap()
-    }
-
-    fn info(bytes: &[u8], version: u64) -> FileInfo {
-        FileInfo { version, length: bytes.len() as u64, sha256: hex::encode(digest(&SHA256, bytes)) }
-    }
+    use serde_json::json;
 
     /// A set with root v1, timestamp, snapshot and targets at the given versions.
     fn loaded(keys: &Keys, version: u64) -> (TrustedSet, Vec<u8>) {
