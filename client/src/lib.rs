@@ -1,1 +1,7 @@
 //! Signet client library. The `signet` command and its verification workflow live here.
+
+pub mod keystore;
+pub mod passphrase;
+pub mod reference;
+pub mod remote;
+pub mod updater;

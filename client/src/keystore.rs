@@ -1,0 +1,638 @@
+//! The client's private key store: signing keys encrypted with a passphrase, one file per key.
+//!
+//! Layout under the Signet home directory (`~/.signet` unless the caller chooses another):
+//!
+//! ```text
+//! <home>/private/                 mode 0700
+//! <home>/private/<key id>.key     mode 0600, encrypted PKCS#8 PEM (ENCRYPTED PRIVATE KEY)
+//! <home>/private/<key id>.json    mode 0600, metadata that is not secret (sidecar)
+//! ```
+//!
+//! The `.key` file is a standard PKCS#8 `EncryptedPrivateKeyInfo` (RFC 5208) with PBES2 (RFC 8018):
+//! scrypt with N = 2^14, r = 8, p = 1 and a 16-byte random salt derives the key for AES-256-CBC
+//! with a random IV. These are the `pkcs5` crate's recommended scrypt settings, and they stay
+//! within OpenSSL 3's default scrypt memory limit of 32 MiB, so `openssl pkcs8 -in <key id>.key`
+//! can decrypt an exported key. PEM headers before the block are not part of PKCS#8, so the role,
+//! GUN, algorithm and TUF public key object live in the `.json` sidecar, for example
+//! `{"algorithm":"ed25519","gun":"example.com/app","key_id":"…","public_key":{…},"role":"targets"}`.
+//! A key whose `.key` file exists is in the store, and it must have a sidecar.
+//!
+//! Keys are Ed25519 or ECDSA P-256 as `signet_core::signing` supports them. Imported Ed25519 keys
+//! in PKCS#8 v1, as OpenSSL writes them, are stored as v2 with the public key, because ring reads
+//! only v2. An imported encrypted PEM is re-encrypted with the settings above.
+//!
+//! A wrong passphrase is reported as [`KeyStoreError::WrongPassphrase`], apart from a file that does
+//! not parse ([`KeyStoreError::CorruptKeyFile`]). NOTE: AES-CBC has no integrity check, so a
+//! changed ciphertext inside a well-formed file also reads as a wrong passphrase. A decryption that
+//! yields a different key than the file name is reported as corrupt.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use pkcs8::der::asn1::{BitStringRef, OctetStringRef};
+use pkcs8::der::pem::LineEnding;
+use pkcs8::der::Decode;
+use pkcs8::pkcs5::pbes2::{self, Kdf, ScryptParams};
+use pkcs8::pkcs5::{self, scrypt, EncryptionScheme};
+use pkcs8::{Document, EncryptedPrivateKeyInfoRef, ObjectIdentifier, PrivateKeyInfoRef, SecretDocument};
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use signet_core::signing::{KeyAlgorithm, SigningError, SigningKey};
+use signet_core::Gun;
+use zeroize::Zeroizing;
+
+use crate::passphrase::Passphrase;
+
+/// Directory under the Signet home that contains the private keys.
+pub const PRIVATE_DIR: &str = "private";
+
+/// PEM label of a PKCS#8 `EncryptedPrivateKeyInfo`.
+pub const ENCRYPTED_PEM_LABEL: &str = "ENCRYPTED PRIVATE KEY";
+
+/// scrypt cost N = 2^14 for new keys: 16 MiB of memory with r = 8.
+const SCRYPT_LOG_N: u8 = 14;
+const SCRYPT_R: u32 = 8;
+const SCRYPT_P: u32 = 1;
+const SALT_LEN: usize = 16;
+const AES_IV_LEN: usize = 16;
+
+// Limits on key derivation settings read from a file, checked before deriving, so a damaged or
+// hostile file cannot make the client allocate gigabytes or run for minutes. New keys use 16 MiB
+// and one pass. NOTE: the limits are estimates of what a person will wait for (a few seconds on a
+// laptop), not measured.
+const MAX_SCRYPT_MEMORY_BYTES: u64 = 256 * 1024 * 1024;
+const MAX_SCRYPT_WORK_BYTES: u64 = 1024 * 1024 * 1024;
+const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+
+const ED25519_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const EC_PUBLIC_KEY_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const P256_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+
+/// The TUF role a private key signs for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyRole {
+    Root,
+    Targets,
+    Snapshot,
+    Delegation,
+}
+
+impl KeyRole {
+    /// Parses `root`, `targets`, `snapshot` or `delegation`.
+    pub fn parse(name: &str) -> Option<KeyRole> {
+        match name {
+            "root" => Some(KeyRole::Root),
+            "targets" => Some(KeyRole::Targets),
+            "snapshot" => Some(KeyRole::Snapshot),
+            "delegation" => Some(KeyRole::Delegation),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyRole::Root => "root",
+            KeyRole::Targets => "targets",
+            KeyRole::Snapshot => "snapshot",
+            KeyRole::Delegation => "delegation",
+        }
+    }
+}
+
+impl std::fmt::Display for KeyRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A stored key's metadata, readable without the passphrase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// TUF key id: SHA-256 of the canonical JSON of `public_key`, as 64 lowercase hex characters.
+    pub key_id: String,
+    pub role: KeyRole,
+    /// The repository the key is for, or `None` for a key not tied to one.
+    pub gun: Option<Gun>,
+    pub algorithm: KeyAlgorithm,
+    /// The TUF key object (`keytype`, `scheme`, `keyval.public`).
+    pub public_key: Value,
+}
+
+/// A key store failure. No variant carries a passphrase or private key material.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    #[error("failed to {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error(
+        "{} has mode {mode:04o}, so other users can access it; run `chmod {expected:o} {}`",
+        path.display(),
+        path.display()
+    )]
+    InsecurePermissions { path: PathBuf, mode: u32, expected: u32 },
+
+    #[error("invalid key id {key_id:?}: a key id is 64 lowercase hexadecimal characters")]
+    InvalidKeyId { key_id: String },
+
+    #[error("no private key {key_id} in {}", dir.display())]
+    KeyNotFound { key_id: String, dir: PathBuf },
+
+    #[error("private key {key_id} is already in {}", dir.display())]
+    KeyExists { key_id: String, dir: PathBuf },
+
+    /// The passphrase does not decrypt the key. `key_id` is `None` for a PEM being imported.
+    #[error("wrong passphrase for {}", key_id.as_ref().map_or("the imported key".to_owned(), |id| format!("key {id}")))]
+    WrongPassphrase { key_id: Option<String> },
+
+    #[error("the passphrase for a new key must not be empty")]
+    EmptyPassphrase,
+
+    #[error("corrupt key store file {}: {reason}; restore it from a backup or remove the key", path.display())]
+    CorruptKeyFile { path: PathBuf, reason: String },
+
+    #[error("invalid encrypted private key: {reason}")]
+    InvalidPem { reason: String },
+
+    #[error("unsupported encryption of private key: {reason}")]
+    UnsupportedEncryption { reason: String },
+
+    #[error("unsupported private key: {reason}; Signet keys are ed25519 or ecdsa (P-256)")]
+    UnsupportedKey { reason: String },
+
+    #[error("invalid private key")]
+    InvalidPrivateKey(#[source] SigningError),
+
+    #[error("failed to encrypt the private key")]
+    Encrypt(#[source] pkcs8::Error),
+
+    #[error("the system random number generator failed")]
+    Random,
+}
+
+/// The private key directory `<home>/private`.
+#[derive(Debug, Clone)]
+pub struct KeyStore {
+    dir: PathBuf,
+}
+
+/// Sidecar file contents. Field order is alphabetical so the file reads like canonical JSON.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sidecar {
+    algorithm: String,
+    gun: Option<String>,
+    key_id: String,
+    public_key: Value,
+    role: KeyRole,
+}
+
+impl KeyStore {
+    /// Opens the key store under `home`, creating `home` and `<home>/private` with mode 0700 when
+    /// they are missing. Rejects an existing `private` directory that group or others can access.
+    pub fn open(home: &Path) -> Result<KeyStore, KeyStoreError> {
+        let dir = home.join(PRIVATE_DIR);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| KeyStoreError::Io { action: "create directory", path: dir.clone(), source })?;
+        check_mode(&dir, 0o700)?;
+        Ok(KeyStore { dir })
+    }
+
+    /// The `<home>/private` directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Generates a key, stores it encrypted with `passphrase` and returns it ready to sign.
+    pub fn generate(
+        &self,
+        role: KeyRole,
+        gun: Option<&Gun>,
+        algorithm: KeyAlgorithm,
+        passphrase: &Passphrase,
+    ) -> Result<(KeyInfo, SigningKey), KeyStoreError> {
+        let (_, pkcs8) = SigningKey::generate(algorithm).map_err(KeyStoreError::InvalidPrivateKey)?;
+        let pkcs8 = Zeroizing::new(pkcs8);
+        self.store(role, gun, &pkcs8, passphrase)
+    }
+
+    /// Stores an unencrypted PKCS#8 DER private key, encrypted with `passphrase`. The algorithm is
+    /// read from the document. Rejects a key that is already in the store.
+    pub fn add(
+        &self,
+        role: KeyRole,
+        gun: Option<&Gun>,
+        pkcs8_der: &[u8],
+        passphrase: &Passphrase,
+    ) -> Result<KeyInfo, KeyStoreError> {
+        let (info, _) = self.store(role, gun, pkcs8_der, passphrase)?;
+        Ok(info)
+    }
+
+    /// Decrypts key `key_id` with `passphrase`. Returns [`KeyStoreError::WrongPassphrase`] when the
+    /// passphrase does not decrypt it.
+    pub fn load(&self, key_id: &str, passphrase: &Passphrase) -> Result<SigningKey, KeyStoreError> {
+        let info = self.info(key_id)?;
+        let key_path = self.key_path(key_id);
+        check_mode(&key_path, 0o600)?;
+        let pem = read_to_string(&key_path)?;
+        let corrupt = |reason: String| KeyStoreError::CorruptKeyFile { path: key_path.clone(), reason };
+
+        let encrypted = parse_encrypted_pem(&pem).map_err(corrupt)?;
+        let decrypted = decrypt(&encrypted, passphrase).map_err(|error| match error {
+            DecryptError::WrongPassphrase => KeyStoreError::WrongPassphrase { key_id: Some(key_id.to_owned()) },
+            DecryptError::Unsupported(reason) => corrupt(reason),
+        })?;
+        let (algorithm, key, _) = parse_private_key(decrypted.as_bytes()).map_err(|error| match error {
+            KeyStoreError::UnsupportedKey { reason } => corrupt(reason),
+            KeyStoreError::InvalidPrivateKey(_) => corrupt("the decrypted data is not a valid private key".into()),
+            other => other,
+        })?;
+
+        if key.key_id() != key_id {
+            return Err(corrupt(format!("the file contains key {}, not {key_id}", key.key_id())));
+        }
+        if algorithm != info.algorithm {
+            return Err(corrupt(format!(
+                "the key is {} but the metadata file says {}",
+                algorithm.name(),
+                info.algorithm.name()
+            )));
+        }
+        Ok(key)
+    }
+
+    /// Lists every stored key, ordered by role, GUN and key id.
+    pub fn list(&self) -> Result<Vec<KeyInfo>, KeyStoreError> {
+        let entries = fs::read_dir(&self.dir)
+            .map_err(|source| KeyStoreError::Io { action: "list directory", path: self.dir.clone(), source })?;
+
+        let mut keys = Vec::new();
+        for entry in entries {
+            let entry = entry
+                .map_err(|source| KeyStoreError::Io { action: "list directory", path: self.dir.clone(), source })?;
+            let file_name = entry.file_name();
+            let Some(key_id) = file_name.to_str().and_then(|name| name.strip_suffix(".key")) else {
+                continue;
+            };
+            if is_key_id(key_id) {
+                keys.push(self.info(key_id)?);
+            }
+        }
+
+        keys.sort_by(|a, b| (a.role, &a.gun, &a.key_id).cmp(&(b.role, &b.gun, &b.key_id)));
+        Ok(keys)
+    }
+
+    /// Lists the stored keys for `role` whose GUN is `gun` (`None` matches keys without a GUN).
+    pub fn find(&self, role: KeyRole, gun: Option<&Gun>) -> Result<Vec<KeyInfo>, KeyStoreError> {
+        let mut keys = self.list()?;
+        keys.retain(|info| info.role == role && info.gun.as_ref() == gun);
+        Ok(keys)
+    }
+
+    /// Returns the stored encrypted PEM of `key_id` as it is on disk, still encrypted with the
+    /// key's passphrase.
+    pub fn export_encrypted_pem(&self, key_id: &str) -> Result<String, KeyStoreError> {
+        self.info(key_id)?;
+        let key_path = self.key_path(key_id);
+        let pem = read_to_string(&key_path)?;
+        parse_encrypted_pem(&pem).map_err(|reason| KeyStoreError::CorruptKeyFile { path: key_path, reason })?;
+        Ok(pem)
+    }
+
+    /// Decrypts `pem` (an `ENCRYPTED PRIVATE KEY` block, from Signet or OpenSSL) with `passphrase`
+    /// and stores the key re-encrypted with the same passphrase and this store's settings.
+    pub fn import_encrypted_pem(
+        &self,
+        pem: &str,
+        role: KeyRole,
+        gun: Option<&Gun>,
+        passphrase: &Passphrase,
+    ) -> Result<KeyInfo, KeyStoreError> {
+        let encrypted = parse_encrypted_pem(pem).map_err(|reason| KeyStoreError::InvalidPem { reason })?;
+        let decrypted = decrypt(&encrypted, passphrase).map_err(|error| match error {
+            DecryptError::WrongPassphrase => KeyStoreError::WrongPassphrase { key_id: None },
+            DecryptError::Unsupported(reason) => KeyStoreError::UnsupportedEncryption { reason },
+        })?;
+        let (info, _) = self.store(role, gun, decrypted.as_bytes(), passphrase)?;
+        Ok(info)
+    }
+
+    /// Encrypts and writes a key with its sidecar, and returns its metadata and the key.
+    fn store(
+        &self,
+        role: KeyRole,
+        gun: Option<&Gun>,
+        pkcs8_der: &[u8],
+        passphrase: &Passphrase,
+    ) -> Result<(KeyInfo, SigningKey), KeyStoreError> {
+        if passphrase.is_empty() {
+            return Err(KeyStoreError::EmptyPassphrase);
+        }
+        let (algorithm, key, der) = parse_private_key(pkcs8_der)?;
+        let key_id = key.key_id().to_owned();
+
+        // Checked first so that adding a stored key again leaves its sidecar untouched. A
+        // concurrent add of the same key can still replace the sidecar before `write_new` fails.
+        let key_path = self.key_path(&key_id);
+        if key_path.exists() {
+            return Err(KeyStoreError::KeyExists { key_id, dir: self.dir.clone() });
+        }
+
+        let pem = encrypt(der.as_bytes(), passphrase)?;
+        let info = KeyInfo { key_id, role, gun: gun.cloned(), algorithm, public_key: key.tuf_key().clone() };
+        let sidecar = Sidecar {
+            algorithm: algorithm.name().to_owned(),
+            gun: gun.map(|gun| gun.as_str().to_owned()),
+            key_id: info.key_id.clone(),
+            public_key: info.public_key.clone(),
+            role,
+        };
+        let mut sidecar_json = serde_json::to_vec_pretty(&sidecar).map_err(|error| KeyStoreError::Io {
+            action: "encode metadata for",
+            path: self.sidecar_path(&info.key_id),
+            source: io::Error::other(error),
+        })?;
+        sidecar_json.push(b'\n');
+
+        // The sidecar goes first, so a stored `.key` file always has one.
+        self.write_file(&self.sidecar_path(&info.key_id), &sidecar_json, Replace::Allowed)?;
+        self.write_file(&key_path, pem.as_bytes(), Replace::Forbidden)?;
+        sync_dir(&self.dir)?;
+        Ok((info, key))
+    }
+
+    /// Reads and checks the sidecar of `key_id`. Returns `KeyNotFound` when the `.key` file is
+    /// missing.
+    fn info(&self, key_id: &str) -> Result<KeyInfo, KeyStoreError> {
+        if !is_key_id(key_id) {
+            return Err(KeyStoreError::InvalidKeyId { key_id: key_id.chars().take(80).collect() });
+        }
+        if !self.key_path(key_id).exists() {
+            return Err(KeyStoreError::KeyNotFound { key_id: key_id.to_owned(), dir: self.dir.clone() });
+        }
+
+        let path = self.sidecar_path(key_id);
+        let corrupt = |reason: String| KeyStoreError::CorruptKeyFile { path: path.clone(), reason };
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Err(corrupt("the metadata file of this key is missing".into()));
+            }
+            Err(source) => return Err(KeyStoreError::Io { action: "read", path, source }),
+        };
+        let sidecar: Sidecar = serde_json::from_slice(&bytes).map_err(|error| corrupt(error.to_string()))?;
+
+        let algorithm = KeyAlgorithm::parse(&sidecar.algorithm)
+            .ok_or_else(|| corrupt(format!("unknown algorithm {:?}", sidecar.algorithm)))?;
+        let gun = sidecar.gun.as_deref().map(Gun::parse).transpose().map_err(|error| corrupt(error.to_string()))?;
+        if sidecar.key_id != key_id {
+            return Err(corrupt(format!("the file names key {}, not {key_id}", sidecar.key_id)));
+        }
+        let public_key_id = signet_core::keys::key_id(&sidecar.public_key).map_err(|error| corrupt(error.to_string()))?;
+        if public_key_id != key_id {
+            return Err(corrupt(format!("the public key has key id {public_key_id}, not {key_id}")));
+        }
+
+        Ok(KeyInfo { key_id: sidecar.key_id, role: sidecar.role, gun, algorithm, public_key: sidecar.public_key })
+    }
+
+    fn key_path(&self, key_id: &str) -> PathBuf {
+        self.dir.join(format!("{key_id}.key"))
+    }
+
+    fn sidecar_path(&self, key_id: &str) -> PathBuf {
+        self.dir.join(format!("{key_id}.json"))
+    }
+
+    /// Writes `contents` to a new temporary file with mode 0600, syncs it and moves it to `path`.
+    /// With `Replace::Forbidden` the move fails with `KeyExists` when `path` exists.
+    fn write_file(&self, path: &Path, contents: &[u8], replace: Replace) -> Result<(), KeyStoreError> {
+        let io_error = |action, path: &Path| {
+            let path = path.to_owned();
+            move |source| KeyStoreError::Io { action, path, source }
+        };
+
+        let mut suffix = [0u8; 8];
+        SystemRandom::new().fill(&mut suffix).map_err(|_| KeyStoreError::Random)?;
+        let file_name = path.file_name().and_then(|name| name.to_str()).unwrap_or("key");
+        let temp_path = self.dir.join(format!(".{file_name}.{}.tmp", hex_encode(&suffix)));
+
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temp_path)
+                .map_err(io_error("create", &temp_path))?;
+            file.write_all(contents).map_err(io_error("write", &temp_path))?;
+            file.sync_all().map_err(io_error("sync", &temp_path))?;
+
+            match replace {
+                Replace::Allowed => fs::rename(&temp_path, path).map_err(io_error("rename a file to", path)),
+                // A hard link fails when the target exists, unlike rename, so a stored key is
+                // never overwritten.
+                Replace::Forbidden => fs::hard_link(&temp_path, path).map_err(|source| {
+                    if source.kind() == io::ErrorKind::AlreadyExists {
+                        KeyStoreError::KeyExists {
+                            key_id: file_name.trim_end_matches(".key").to_owned(),
+                            dir: self.dir.clone(),
+                        }
+                    } else {
+                        KeyStoreError::Io { action: "create", path: path.to_owned(), source }
+                    }
+                }),
+            }
+        })();
+
+        // After a rename the temporary file is gone, and removing it fails harmlessly.
+        let _ = fs::remove_file(&temp_path);
+        result
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Replace {
+    Allowed,
+    Forbidden,
+}
+
+enum DecryptError {
+    WrongPassphrase,
+    Unsupported(String),
+}
+
+/// Returns whether `text` has the form of a TUF key id: 64 lowercase hex characters.
+fn is_key_id(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn read_to_string(path: &Path) -> Result<String, KeyStoreError> {
+    fs::read_to_string(path).map_err(|source| KeyStoreError::Io { action: "read", path: path.to_owned(), source })
+}
+
+/// Rejects `path` when its mode grants group or others more than `expected` does (none).
+fn check_mode(path: &Path, expected: u32) -> Result<(), KeyStoreError> {
+    let metadata =
+        fs::metadata(path).map_err(|source| KeyStoreError::Io { action: "read metadata of", path: path.to_owned(), source })?;
+    let mode = metadata.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(KeyStoreError::InsecurePermissions { path: path.to_owned(), mode, expected });
+    }
+    Ok(())
+}
+
+/// Syncs a directory so that a rename or link in it survives a crash.
+fn sync_dir(dir: &Path) -> Result<(), KeyStoreError> {
+    File::open(dir)
+        .and_then(|dir_file| dir_file.sync_all())
+        .map_err(|source| KeyStoreError::Io { action: "sync directory", path: dir.to_owned(), source })
+}
+
+/// Decodes an `ENCRYPTED PRIVATE KEY` PEM block to its DER. Returns the reason as text on failure.
+fn parse_encrypted_pem(pem: &str) -> Result<Document, String> {
+    let (label, document) =
+        Document::from_pem(pem.trim()).map_err(|error| format!("not a PEM-encoded DER document ({error})"))?;
+    if label != ENCRYPTED_PEM_LABEL {
+        return Err(format!("the PEM label is {label:?}, expected {ENCRYPTED_PEM_LABEL:?}"));
+    }
+    EncryptedPrivateKeyInfoRef::from_der(document.as_bytes())
+        .map_err(|error| format!("not a PKCS#8 EncryptedPrivateKeyInfo ({error})"))?;
+    Ok(document)
+}
+
+/// Decrypts a PKCS#8 `EncryptedPrivateKeyInfo` after checking that its key derivation settings
+/// are within the limits above.
+fn decrypt(encrypted: &Document, passphrase: &Passphrase) -> Result<SecretDocument, DecryptError> {
+    let info = EncryptedPrivateKeyInfoRef::from_der(encrypted.as_bytes())
+        .map_err(|error| DecryptError::Unsupported(error.to_string()))?;
+    check_kdf_limits(&info.encryption_algorithm).map_err(DecryptError::Unsupported)?;
+
+    match info.decrypt(passphrase.expose_secret().as_bytes()) {
+        Ok(document) => Ok(document),
+        // Bad CBC padding, or plaintext that is not DER: a wrong key was derived. A changed
+        // ciphertext looks the same, because CBC has no integrity check.
+        Err(pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::DecryptFailed)) | Err(pkcs8::Error::Asn1(_)) => {
+            Err(DecryptError::WrongPassphrase)
+        }
+        Err(error) => Err(DecryptError::Unsupported(error.to_string())),
+    }
+}
+
+fn check_kdf_limits(scheme: &EncryptionScheme) -> Result<(), String> {
+    let EncryptionScheme::Pbes2(parameters) = scheme else {
+        return Err("PBES1 encryption is not supported; re-encrypt the key with PBES2".into());
+    };
+    match &parameters.kdf {
+        Kdf::Scrypt(scrypt) => {
+            let memory = 128u64.saturating_mul(scrypt.cost_parameter).saturating_mul(u64::from(scrypt.block_size));
+            let work = memory.saturating_mul(u64::from(scrypt.parallelization));
+            if memory > MAX_SCRYPT_MEMORY_BYTES || work > MAX_SCRYPT_WORK_BYTES {
+                return Err(format!(
+                    "scrypt settings N={} r={} p={} exceed the limit of {} MiB memory and {} MiB work",
+                    scrypt.cost_parameter,
+                    scrypt.block_size,
+                    scrypt.parallelization,
+                    MAX_SCRYPT_MEMORY_BYTES >> 20,
+                    MAX_SCRYPT_WORK_BYTES >> 20
+                ));
+            }
+        }
+        Kdf::Pbkdf2(pbkdf2) => {
+            if pbkdf2.iteration_count > MAX_PBKDF2_ITERATIONS {
+                return Err(format!(
+                    "PBKDF2 iteration count {} exceeds the limit of {MAX_PBKDF2_ITERATIONS}",
+                    pbkdf2.iteration_count
+                ));
+            }
+        }
+        other => return Err(format!("key derivation function {} is not supported", other.oid())),
+    }
+    Ok(())
+}
+
+/// Encrypts a PKCS#8 DER private key with scrypt and AES-256-CBC and returns the PEM.
+fn encrypt(pkcs8_der: &[u8], passphrase: &Passphrase) -> Result<Zeroizing<String>, KeyStoreError> {
+    let rng = SystemRandom::new();
+    let mut salt = [0u8; SALT_LEN];
+    let mut iv = [0u8; AES_IV_LEN];
+    rng.fill(&mut salt).map_err(|_| KeyStoreError::Random)?;
+    rng.fill(&mut iv).map_err(|_| KeyStoreError::Random)?;
+
+    let params = scrypt::Params::new(SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P)
+        .map_err(|_| KeyStoreError::Encrypt(pkcs5::Error::AlgorithmParametersInvalid { oid: pbes2::SCRYPT_OID }.into()))?;
+    let kdf = ScryptParams::from_params_and_salt(params, &salt).map_err(|error| KeyStoreError::Encrypt(error.into()))?;
+    let parameters = pbes2::Parameters { kdf: kdf.into(), encryption: pbes2::EncryptionScheme::Aes256Cbc { iv } };
+
+    let key_info = PrivateKeyInfoRef::from_der(pkcs8_der).map_err(|error| KeyStoreError::Encrypt(error.into()))?;
+    let encrypted = key_info
+        .encrypt_with_params(parameters, passphrase.expose_secret().as_bytes())
+        .map_err(KeyStoreError::Encrypt)?;
+    encrypted.to_pem(ENCRYPTED_PEM_LABEL, LineEnding::LF).map_err(|error| KeyStoreError::Encrypt(error.into()))
+}
+
+/// Reads the algorithm from a PKCS#8 DER private key and loads it. Returns the DER that ring
+/// reads, which for an Ed25519 PKCS#8 v1 key is a new v2 document with the public key added.
+fn parse_private_key(pkcs8_der: &[u8]) -> Result<(KeyAlgorithm, SigningKey, SecretDocument), KeyStoreError> {
+    let invalid = |algorithm: &'static str| KeyStoreError::InvalidPrivateKey(SigningError::InvalidKey(algorithm));
+    let key_info = PrivateKeyInfoRef::from_der(pkcs8_der).map_err(|error| KeyStoreError::UnsupportedKey {
+        reason: format!("the data is not a PKCS#8 private key ({error})"),
+    })?;
+    let (oid, parameters_oid) = key_info
+        .algorithm
+        .oids()
+        .map_err(|error| KeyStoreError::UnsupportedKey { reason: format!("invalid algorithm parameters ({error})") })?;
+
+    let (algorithm, der) = if oid == ED25519_OID {
+        let der = if key_info.public_key.is_some() {
+            SecretDocument::try_from(pkcs8_der).map_err(|_| invalid("ed25519"))?
+        } else {
+            add_ed25519_public_key(&key_info).ok_or_else(|| invalid("ed25519"))?
+        };
+        (KeyAlgorithm::Ed25519, der)
+    } else if oid == EC_PUBLIC_KEY_OID {
+        if parameters_oid != Some(P256_OID) {
+            let curve = parameters_oid.map_or_else(|| "none".to_owned(), |oid| oid.to_string());
+            return Err(KeyStoreError::UnsupportedKey { reason: format!("elliptic curve {curve}") });
+        }
+        (KeyAlgorithm::EcdsaP256, SecretDocument::try_from(pkcs8_der).map_err(|_| invalid("ecdsa"))?)
+    } else {
+        return Err(KeyStoreError::UnsupportedKey { reason: format!("key algorithm {oid}") });
+    };
+
+    let key = SigningKey::from_pkcs8(algorithm, der.as_bytes()).map_err(KeyStoreError::InvalidPrivateKey)?;
+    Ok((algorithm, key, der))
+}
+
+/// Builds a PKCS#8 v2 document from an Ed25519 v1 document by deriving the public key from the
+/// seed. Returns `None` when the private key is not a 32-byte seed.
+fn add_ed25519_public_key(key_info: &PrivateKeyInfoRef<'_>) -> Option<SecretDocument> {
+    // RFC 8410: the privateKey OCTET STRING contains a CurvePrivateKey, itself an OCTET STRING.
+    let seed = <&OctetStringRef>::from_der(key_info.private_key.as_bytes()).ok()?;
+    let pair = Ed25519KeyPair::from_seed_unchecked(seed.as_bytes()).ok()?;
+    let public_key = BitStringRef::from_bytes(pair.public_key().as_ref()).ok()?;
+
+    let v2 = PrivateKeyInfoRef {
+        algorithm: key_info.algorithm.clone(),
+        private_key: key_info.private_key,
+        public_key: Some(public_key),
+    };
+    SecretDocument::try_from(&v2).ok()
+}
