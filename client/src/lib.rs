@@ -2,6 +2,8 @@
 
 pub mod keystore;
 pub mod passphrase;
+pub mod publish;
 pub mod reference;
 pub mod remote;
+pub mod state;
 pub mod updater;

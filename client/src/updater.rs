@@ -145,6 +145,18 @@ impl Updater {
         &self.set
     }
 
+    pub fn remote(&self) -> &Remote {
+        &self.remote
+    }
+
+    /// Starts over from the newest stored root, so the next [`Updater::refresh`] runs the whole
+    /// workflow again (used before retrying a publish).
+    pub fn restart(&mut self, now: DateTime<Utc>) -> Result<(), UpdateError> {
+        let root = self.dir.read(&RoleName::root())?.ok_or_else(|| UpdateError::Missing("trusted root".to_owned()))?;
+        self.set = TrustedSet::new(root, now)?;
+        Ok(())
+    }
+
     /// Runs TUF 5.3 to 5.6: root chain, timestamp, snapshot and top-level targets.
     pub async fn refresh(&mut self) -> Result<(), UpdateError> {
         self.update_root().await?;

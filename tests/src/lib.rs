@@ -17,24 +17,32 @@ use signet_server::embedded::EmbeddedPostgres;
 /// same database.
 pub const TEST_KEK: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
 
-/// Builds `signet-server` once per test process and returns its path. Building here keeps the
-/// binary in step with the sources even when only `cargo test` was run.
+/// Builds the workspace's binaries once per test process and returns the path of `name`.
+/// Building here keeps the binaries in step with the sources even when only `cargo test` ran.
+fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "signet-server", "-p", "signet-client", "--bins"])
+            .status()
+            .expect("failed to run cargo build for the binaries");
+        assert!(status.success(), "cargo build of the binaries failed");
+    });
+    let exe = std::env::current_exe().expect("test executable path");
+    // The test executable is target/<profile>/deps/NAME; the binaries are in target/<profile>/.
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    profile_dir.join(name)
+}
+
+/// Path of the `signet-server` binary, built on first use.
 pub fn server_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let status = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "signet-server", "--bin", "signet-server"])
-                .status()
-                .expect("failed to run cargo build for signet-server");
-            assert!(status.success(), "cargo build -p signet-server failed");
-            let exe = std::env::current_exe().expect("test executable path");
-            // The test executable is target/<profile>/deps/NAME; the binary is target/<profile>/.
-            let profile_dir = exe.parent().and_then(Path::parent).expect("target profile directory");
-            profile_dir.join("signet-server")
-        })
-        .clone()
+    binary("signet-server")
+}
+
+/// Path of the `signet` client binary, built on first use.
+pub fn client_binary() -> PathBuf {
+    binary("signet")
 }
 
 /// A throwaway PostgreSQL cluster. The shared one lives for the whole test process; a

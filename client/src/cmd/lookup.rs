@@ -1,0 +1,121 @@
+//! Consumer commands: lookup, verify and list.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::json;
+use signet_client::reference::{Digest, Reference};
+use signet_core::metadata::TargetFile;
+use signet_core::Gun;
+
+use super::{parse_gun, parse_tagged, CmdResult, Context, Failure, OutputFormat};
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Trust this root file for this command instead of the stored trusted root.
+    #[arg(long, value_name = "FILE")]
+    root: Option<PathBuf>,
+    /// Trust the root the server sends now when none is stored (warns; unsafe on first contact).
+    #[arg(long)]
+    trust_on_first_use: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// GUN:TAG to look up.
+    reference: String,
+    #[command(flatten)]
+    trust: TrustArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// GUN:TAG to verify.
+    reference: String,
+    /// Digest expected for the tag, sha256:HEX.
+    #[arg(long)]
+    digest: String,
+    #[command(flatten)]
+    trust: TrustArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Repository (GUN).
+    gun: String,
+    #[command(flatten)]
+    trust: TrustArgs,
+}
+
+/// Verifies the repository and returns the signed target for `tag`.
+async fn signed_target(context: &Context, gun: &Gun, tag: &str, trust: &TrustArgs) -> Result<(String, Digest, u64), Failure> {
+    let mut updater = context.updater(gun, trust.root.as_ref(), trust.trust_on_first_use).await?;
+    updater.refresh().await?;
+    let Some((role, target)) = updater.find_target(tag).await? else {
+        return Err(Failure::untrusted(anyhow::anyhow!("{gun}:{tag} is not signed")));
+    };
+    Ok((role.to_string(), target_digest(&target)?, target.length))
+}
+
+fn target_digest(target: &TargetFile) -> Result<Digest, Failure> {
+    let hex = target.hashes.get("sha256").map(String::as_str).unwrap_or_default();
+    Digest::from_sha256_hex(hex).map_err(Failure::untrusted)
+}
+
+pub async fn lookup(context: &Context, args: LookupArgs) -> CmdResult {
+    let (gun, tag) = parse_tagged(&args.reference)?;
+    let (role, digest, size) = signed_target(context, &gun, &tag, &args.trust).await?;
+    let pinned = Reference::pinned(&gun, &digest);
+    match context.output {
+        OutputFormat::Json => println!(
+            "{}",
+            json!({"gun": gun.as_str(), "tag": tag, "digest": digest.to_string(), "size": size, "role": role, "reference": pinned})
+        ),
+        OutputFormat::Text => println!("{pinned}"),
+    }
+    Ok(())
+}
+
+pub async fn verify(context: &Context, args: VerifyArgs) -> CmdResult {
+    let (gun, tag) = parse_tagged(&args.reference)?;
+    let expected = Digest::parse(&args.digest).map_err(Failure::usage)?;
+    let (role, digest, size) = signed_target(context, &gun, &tag, &args.trust).await?;
+    if digest != expected {
+        return Err(Failure::untrusted(anyhow::anyhow!("{gun}:{tag} is signed as {digest}, not {expected}")));
+    }
+    match context.output {
+        OutputFormat::Json => println!(
+            "{}",
+            json!({"gun": gun.as_str(), "tag": tag, "digest": digest.to_string(), "size": size, "role": role, "verified": true})
+        ),
+        OutputFormat::Text => println!("verified {gun}:{tag} {digest}"),
+    }
+    Ok(())
+}
+
+pub async fn list(context: &Context, args: ListArgs) -> CmdResult {
+    let gun = parse_gun(&args.gun)?;
+    let mut updater = context.updater(&gun, args.trust.root.as_ref(), args.trust.trust_on_first_use).await?;
+    updater.refresh().await?;
+    let targets = updater.all_targets().await?;
+
+    let mut rows = Vec::new();
+    for (tag, (role, target)) in &targets {
+        rows.push((tag.clone(), target_digest(target)?, target.length, role.to_string()));
+    }
+    match context.output {
+        OutputFormat::Json => {
+            let items: Vec<_> = rows
+                .iter()
+                .map(|(tag, digest, size, role)| json!({"tag": tag, "digest": digest.to_string(), "size": size, "role": role}))
+                .collect();
+            println!("{}", json!({"gun": gun.as_str(), "targets": items}));
+        }
+        OutputFormat::Text => {
+            for (tag, digest, size, role) in rows {
+                println!("{tag}\t{digest}\t{size}\t{role}");
+            }
+        }
+    }
+    Ok(())
+}

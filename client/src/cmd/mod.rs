@@ -1,0 +1,280 @@
+//! Command-line definition, shared context and error reporting. One module per command group.
+
+mod keys;
+mod lookup;
+mod publish;
+mod trust;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use signet_client::keystore::{KeyRole, KeyStore, KeyStoreError};
+use signet_client::passphrase::{read_passphrase, PassphrasePurpose, SystemTerminal};
+use signet_client::reference::Reference;
+use signet_client::remote::Remote;
+use signet_client::state::RepositoryState;
+use signet_client::updater::{UpdateError, Updater};
+use signet_core::signing::SigningKey;
+use signet_core::Gun;
+
+/// Exit code for a tag that is not signed or metadata that failed verification.
+pub const EXIT_UNTRUSTED: u8 = 3;
+
+/// signet: sign container image tags and verify them before pulling by digest.
+///
+/// Exit codes: 0 verified or done; 1 operational failure (network, server error, I/O, wrong
+/// passphrase); 2 usage error or missing trusted root; 3 not trusted (tag not signed, digest
+/// differs, or metadata failed verification).
+#[derive(Debug, Parser)]
+#[command(name = "signet", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// Trust server URL.
+    #[arg(long, env = "SIGNET_SERVER", global = true, default_value = "http://127.0.0.1:4443")]
+    server: String,
+
+    /// Home directory for keys and trusted metadata [default: ~/.signet].
+    #[arg(long, env = "SIGNET_HOME", global = true)]
+    home: Option<PathBuf>,
+
+    /// Output format of results on stdout.
+    #[arg(long, value_enum, global = true, default_value = "text")]
+    output: OutputFormat,
+
+    /// Print progress details on stderr.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create root and targets keys and publish root version 1 and an empty targets role.
+    Init(publish::InitArgs),
+    /// Sign TAG as DIGEST and publish (or stage with --no-publish).
+    Sign(publish::SignArgs),
+    /// Remove a signed tag and publish (or stage with --no-publish).
+    Unsign(publish::UnsignArgs),
+    /// Publish staged changes.
+    Publish(publish::GunArgs),
+    /// Show staged changes.
+    Status(publish::GunArgs),
+    /// Drop staged changes.
+    Reset(publish::GunArgs),
+    /// Verify a tag and print the pinned reference GUN@sha256:HEX.
+    Lookup(lookup::LookupArgs),
+    /// Succeed only if DIGEST is the signed digest of the tag.
+    Verify(lookup::VerifyArgs),
+    /// List every signed tag with digest, size and signing role.
+    List(lookup::ListArgs),
+    /// Export or import a repository's trusted root.
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
+    /// Delete local state of a repository, and with --remote its metadata on the server.
+    Delete(publish::DeleteArgs),
+    /// Manage private keys.
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
+}
+
+/// A failed command with the exit code it maps to.
+pub struct Failure {
+    code: u8,
+    error: anyhow::Error,
+    hint: Option<String>,
+}
+
+impl Failure {
+    pub fn operational(error: impl Into<anyhow::Error>) -> Failure {
+        Failure { code: 1, error: error.into(), hint: None }
+    }
+
+    pub fn usage(error: impl Into<anyhow::Error>) -> Failure {
+        Failure { code: 2, error: error.into(), hint: None }
+    }
+
+    pub fn untrusted(error: impl Into<anyhow::Error>) -> Failure {
+        Failure { code: EXIT_UNTRUSTED, error: error.into(), hint: None }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.code
+    }
+
+    /// Prints `error: …`, the cause chain, then a hint.
+    pub fn print(&self) {
+        eprintln!("error: {}", self.error);
+        for cause in self.error.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        if let Some(hint) = &self.hint {
+            eprintln!("hint: {hint}");
+        }
+    }
+}
+
+impl From<UpdateError> for Failure {
+    fn from(error: UpdateError) -> Failure {
+        if error.is_untrusted() {
+            Failure::untrusted(error)
+        } else {
+            Failure::operational(error)
+        }
+    }
+}
+
+impl From<KeyStoreError> for Failure {
+    fn from(error: KeyStoreError) -> Failure {
+        Failure::operational(error)
+    }
+}
+
+pub type CmdResult = Result<(), Failure>;
+
+/// Settings every command uses, resolved once from the command line and environment.
+pub struct Context {
+    pub server: String,
+    pub home: PathBuf,
+    pub output: OutputFormat,
+    pub verbose: bool,
+}
+
+impl Context {
+    fn from_cli(cli: &Cli) -> Result<Context, Failure> {
+        let home = match &cli.home {
+            Some(home) => home.clone(),
+            None => {
+                let base = std::env::var_os("HOME").ok_or_else(|| {
+                    Failure::usage(anyhow::anyhow!("HOME is not set")).with_hint("pass --home DIR or set SIGNET_HOME")
+                })?;
+                PathBuf::from(base).join(".signet")
+            }
+        };
+        Ok(Context { server: cli.server.clone(), home, output: cli.output, verbose: cli.verbose })
+    }
+
+    pub fn progress(&self, message: &str) {
+        if self.verbose {
+            eprintln!("{message}");
+        }
+    }
+
+    pub fn keystore(&self) -> Result<KeyStore, Failure> {
+        KeyStore::open(&self.home).map_err(Failure::operational)
+    }
+
+    pub fn remote(&self, gun: &Gun) -> Result<Remote, Failure> {
+        Remote::new(&self.server, gun).map_err(Failure::usage)
+    }
+
+    pub fn state(&self, gun: &Gun) -> RepositoryState {
+        RepositoryState::new(&self.home, gun)
+    }
+
+    /// Opens an updater on the stored trusted root, or on `root_file`, or (only when asked)
+    /// on the server's current root.
+    pub async fn updater(&self, gun: &Gun, root_file: Option<&PathBuf>, trust_on_first_use: bool) -> Result<Updater, Failure> {
+        let state = self.state(gun);
+        let remote = self.remote(gun)?;
+        let root = if let Some(path) = root_file {
+            Some(std::fs::read(path).map_err(|e| Failure::usage(anyhow::Error::new(e).context(format!("failed to read root file {}", path.display()))))?)
+        } else if state.has_trusted_root() {
+            None
+        } else if trust_on_first_use {
+            eprintln!("warning: --trust-on-first-use: trusting the root the server sends now for {gun}; an attacker who controls the server or the network at this moment controls what you trust");
+            let root = remote.fetch("root.json", 512 * 1024).await.map_err(Failure::operational)?;
+            Some(root.ok_or_else(|| Failure::operational(anyhow::anyhow!("the server has no root for {gun}")))?)
+        } else {
+            return Err(Failure::usage(anyhow::anyhow!("no trusted root for {gun}")).with_hint(format!(
+                "get the root from the publisher and run `signet trust import {gun} ROOT_FILE`, or pass --root ROOT_FILE"
+            )));
+        };
+        Ok(Updater::new(remote, state.metadata(), root, chrono::Utc::now())?)
+    }
+
+    /// Unlocks the key of `role` for `gun`, asking for its passphrase.
+    pub fn unlock(&self, role: KeyRole, gun: Option<&Gun>) -> Result<SigningKey, Failure> {
+        let store = self.keystore()?;
+        let found = store.find(role, gun)?;
+        let info = found.first().ok_or_else(|| {
+            let scope = gun.map_or_else(String::new, |gun| format!(" for {gun}"));
+            Failure::operational(anyhow::anyhow!("no {} key{scope} in {}", role.name(), store.dir().display()))
+                .with_hint("run `signet init GUN` or import the key with `signet key import`")
+        })?;
+        let label = format!("{} key {}", role.name(), &info.key_id[..8.min(info.key_id.len())]);
+        let (passphrase, _) = read_passphrase(role, PassphrasePurpose::Unlock, &label, &env_var, &mut SystemTerminal)
+            .map_err(Failure::operational)?;
+        Ok(store.load(&info.key_id, &passphrase)?)
+    }
+
+    /// Asks for the passphrase of an existing stored key, named by key id.
+    pub fn new_passphrase_for_unlock(&self, role: KeyRole, key_id: &str) -> Result<signet_client::passphrase::Passphrase, Failure> {
+        let label = format!("{} key {}", role.name(), &key_id[..8.min(key_id.len())]);
+        let (passphrase, _) = read_passphrase(role, PassphrasePurpose::Unlock, &label, &env_var, &mut SystemTerminal)
+            .map_err(Failure::operational)?;
+        Ok(passphrase)
+    }
+
+    /// Asks for the passphrase of a new key.
+    pub fn new_passphrase(&self, role: KeyRole, label: &str) -> Result<signet_client::passphrase::Passphrase, Failure> {
+        let (passphrase, _) = read_passphrase(role, PassphrasePurpose::Create, label, &env_var, &mut SystemTerminal)
+            .map_err(Failure::operational)?;
+        Ok(passphrase)
+    }
+}
+
+/// Reads an environment variable; passed to the passphrase code so it does not read the
+/// environment itself.
+fn env_var(name: &str) -> Option<OsString> {
+    std::env::var_os(name)
+}
+
+/// Parses a repository argument, normalized like an image name (`nginx` is
+/// `docker.io/library/nginx`).
+pub fn parse_gun(text: &str) -> Result<Gun, Failure> {
+    let reference = Reference::parse(text).map_err(Failure::usage)?;
+    if reference.tag.is_some() || reference.digest.is_some() {
+        return Err(Failure::usage(anyhow::anyhow!("expected a repository name without tag or digest, got {text:?}")));
+    }
+    Ok(reference.gun)
+}
+
+/// Parses `GUN:TAG`.
+pub fn parse_tagged(text: &str) -> Result<(Gun, String), Failure> {
+    let reference = Reference::parse(text).map_err(Failure::usage)?;
+    match reference.tag {
+        Some(tag) if reference.digest.is_none() => Ok((reference.gun, tag)),
+        _ => Err(Failure::usage(anyhow::anyhow!("expected GUN:TAG, got {text:?}"))),
+    }
+}
+
+pub async fn run(cli: Cli) -> CmdResult {
+    let context = Context::from_cli(&cli)?;
+    match cli.command {
+        Command::Init(args) => publish::init(&context, args).await,
+        Command::Sign(args) => publish::sign(&context, args).await,
+        Command::Unsign(args) => publish::unsign(&context, args).await,
+        Command::Publish(args) => publish::publish(&context, args).await,
+        Command::Status(args) => publish::status(&context, args),
+        Command::Reset(args) => publish::reset(&context, args),
+        Command::Lookup(args) => lookup::lookup(&context, args).await,
+        Command::Verify(args) => lookup::verify(&context, args).await,
+        Command::List(args) => lookup::list(&context, args).await,
+        Command::Trust(command) => trust::run(&context, command).await,
+        Command::Delete(args) => publish::delete(&context, args).await,
+        Command::Key(command) => keys::run(&context, command),
+    }
+}

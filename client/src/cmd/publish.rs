@@ -1,0 +1,194 @@
+//! Publisher commands: init, sign, unsign, publish, status, reset and delete.
+
+use clap::Args;
+use serde_json::json;
+use signet_client::keystore::KeyRole;
+use signet_client::publish::{empty_targets, initial_root, publish_changes};
+use signet_client::reference::Digest;
+use signet_client::state::Change;
+use signet_core::signing::{sign_metadata, KeyAlgorithm};
+use signet_core::RoleName;
+
+use super::{parse_gun, parse_tagged, CmdResult, Context, Failure, OutputFormat};
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Repository (GUN), such as registry.example.com/team/app.
+    gun: String,
+    /// Reuse this stored root key (key id) instead of generating one.
+    #[arg(long, value_name = "KEY_ID")]
+    root_key: Option<String>,
+    /// Generate ECDSA P-256 keys instead of Ed25519.
+    #[arg(long)]
+    ecdsa: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// GUN:TAG to sign.
+    reference: String,
+    /// Manifest digest the tag points to, sha256:HEX.
+    #[arg(long)]
+    digest: String,
+    /// Manifest size in bytes.
+    #[arg(long)]
+    size: u64,
+    /// Manifest media type, stored in the target's custom data.
+    #[arg(long)]
+    media_type: Option<String>,
+    /// Stage the change instead of publishing it.
+    #[arg(long)]
+    no_publish: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnsignArgs {
+    /// GUN:TAG to remove.
+    reference: String,
+    /// Stage the change instead of publishing it.
+    #[arg(long)]
+    no_publish: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GunArgs {
+    /// Repository (GUN).
+    gun: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Repository (GUN).
+    gun: String,
+    /// Also delete the repository's metadata on the server.
+    #[arg(long)]
+    remote: bool,
+}
+
+pub async fn init(context: &Context, args: InitArgs) -> CmdResult {
+    let gun = parse_gun(&args.gun)?;
+    let store = context.keystore()?;
+    let algorithm = if args.ecdsa { KeyAlgorithm::EcdsaP256 } else { KeyAlgorithm::Ed25519 };
+    let remote = context.remote(&gun)?;
+
+    context.progress("fetching the server's timestamp and snapshot keys");
+    let timestamp_key = remote.server_key("timestamp").await.map_err(Failure::operational)?;
+    let snapshot_key = remote.server_key("snapshot").await.map_err(Failure::operational)?;
+
+    let root_key = match &args.root_key {
+        Some(key_id) => {
+            let passphrase = context.new_passphrase_for_unlock(KeyRole::Root, key_id)?;
+            store.load(key_id, &passphrase)?
+        }
+        None => {
+            let passphrase = context.new_passphrase(KeyRole::Root, &format!("new root key for {gun}"))?;
+            store.generate(KeyRole::Root, Some(&gun), algorithm, &passphrase)?.1
+        }
+    };
+    let targets_passphrase = context.new_passphrase(KeyRole::Targets, &format!("new targets key for {gun}"))?;
+    let (_, targets_key) = store.generate(KeyRole::Targets, Some(&gun), algorithm, &targets_passphrase)?;
+
+    let now = chrono::Utc::now();
+    let root = initial_root(&root_key, &targets_key, &snapshot_key, &timestamp_key, now).map_err(Failure::operational)?;
+    let root_bytes = sign_metadata(&root, &[&root_key]).map_err(Failure::operational)?;
+    let targets_bytes = sign_metadata(&empty_targets(1, now), &[&targets_key]).map_err(Failure::operational)?;
+    remote
+        .upload(vec![(RoleName::ROOT.to_owned(), root_bytes.clone()), (RoleName::TARGETS.to_owned(), targets_bytes)])
+        .await
+        .map_err(Failure::operational)?;
+
+    let state = context.state(&gun);
+    state.metadata().write(&RoleName::root(), &root_bytes).map_err(Failure::operational)?;
+    match context.output {
+        OutputFormat::Json => println!("{}", json!({"gun": gun.as_str(), "root_key_id": root_key.key_id()})),
+        OutputFormat::Text => println!("{}", root_key.key_id()),
+    }
+    eprintln!("initialized {gun}; share the root with consumers: signet trust export {gun} > root.json");
+    Ok(())
+}
+
+pub async fn sign(context: &Context, args: SignArgs) -> CmdResult {
+    let (gun, tag) = parse_tagged(&args.reference)?;
+    let digest = Digest::parse(&args.digest).map_err(Failure::usage)?;
+    let state = context.state(&gun);
+    state
+        .stage(Change::Add { tag: tag.clone(), digest: digest.to_string(), size: args.size, media_type: args.media_type })
+        .map_err(Failure::operational)?;
+    if args.no_publish {
+        eprintln!("staged {gun}:{tag} -> {digest}; run `signet publish {gun}`");
+        return Ok(());
+    }
+    publish_staged(context, &gun).await
+}
+
+pub async fn unsign(context: &Context, args: UnsignArgs) -> CmdResult {
+    let (gun, tag) = parse_tagged(&args.reference)?;
+    context.state(&gun).stage(Change::Remove { tag: tag.clone() }).map_err(Failure::operational)?;
+    if args.no_publish {
+        eprintln!("staged removal of {gun}:{tag}; run `signet publish {gun}`");
+        return Ok(());
+    }
+    publish_staged(context, &gun).await
+}
+
+pub async fn publish(context: &Context, args: GunArgs) -> CmdResult {
+    let gun = parse_gun(&args.gun)?;
+    publish_staged(context, &gun).await
+}
+
+async fn publish_staged(context: &Context, gun: &signet_core::Gun) -> CmdResult {
+    let state = context.state(gun);
+    let changes = state.staged().map_err(Failure::operational)?;
+    if changes.is_empty() {
+        eprintln!("nothing staged for {gun}");
+        return Ok(());
+    }
+    let mut updater = context.updater(gun, None, false).await?;
+    let targets_key = context.unlock(KeyRole::Targets, Some(gun))?;
+    let version = match publish_changes(&mut updater, &changes, &targets_key).await {
+        Ok(version) => version,
+        Err(signet_client::publish::PublishError::Update(error)) => return Err(error.into()),
+        Err(error) => return Err(Failure::operational(error)),
+    };
+    state.reset().map_err(Failure::operational)?;
+    eprintln!("published targets version {version} of {gun} ({} change(s))", changes.len());
+    Ok(())
+}
+
+pub fn status(context: &Context, args: GunArgs) -> CmdResult {
+    let gun = parse_gun(&args.gun)?;
+    let changes = context.state(&gun).staged().map_err(Failure::operational)?;
+    match context.output {
+        OutputFormat::Json => println!("{}", json!({"gun": gun.as_str(), "staged": changes})),
+        OutputFormat::Text => {
+            if changes.is_empty() {
+                println!("no staged changes for {gun}");
+            }
+            for change in changes {
+                match change {
+                    Change::Add { tag, digest, size, .. } => println!("sign   {tag} {digest} {size}"),
+                    Change::Remove { tag } => println!("unsign {tag}"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn reset(context: &Context, args: GunArgs) -> CmdResult {
+    let gun = parse_gun(&args.gun)?;
+    context.state(&gun).reset().map_err(Failure::operational)?;
+    eprintln!("dropped staged changes for {gun}");
+    Ok(())
+}
+
+pub async fn delete(context: &Context, args: DeleteArgs) -> CmdResult {
+    let gun = parse_gun(&args.gun)?;
+    if args.remote {
+        context.remote(&gun)?.delete().await.map_err(Failure::operational)?;
+        eprintln!("deleted {gun} on {}", context.server);
+    }
+    context.state(&gun).delete().map_err(Failure::operational)?;
+    eprintln!("deleted local state of {gun}");
+    Ok(())
+}

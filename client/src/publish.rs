@@ -1,0 +1,134 @@
+//! Publishing: building, signing and uploading root and targets, with a bounded retry when
+//! another publisher committed first.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Map, Value};
+use signet_core::metadata::format_expires;
+use signet_core::signing::{sign_metadata, SigningKey};
+use signet_core::RoleName;
+
+use crate::remote::RemoteError;
+use crate::state::Change;
+use crate::updater::{UpdateError, Updater};
+
+/// Attempts of one publish before the conflict is reported.
+pub const MAX_ATTEMPTS: usize = 8;
+
+/// Default lifetimes of client-signed roles.
+pub const ROOT_LIFETIME_DAYS: i64 = 365;
+pub const TARGETS_LIFETIME_DAYS: i64 = 365;
+
+/// Why a publish failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Update(#[from] UpdateError),
+
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+
+    #[error("another publisher kept committing first; gave up after {0} attempts")]
+    Contended(usize),
+
+    #[error("failed to sign: {0}")]
+    Signing(String),
+}
+
+/// `expires` for a role signed now with a lifetime in days, without fractional seconds.
+pub fn expires_after(now: DateTime<Utc>, days: i64) -> String {
+    format_expires(now + Duration::days(days))
+}
+
+/// `signed` of root version 1 with one root key, one targets key and the server's keys.
+pub fn initial_root(root_key: &SigningKey, targets_key: &SigningKey, snapshot_key: &Value, timestamp_key: &Value, now: DateTime<Utc>) -> Result<Value, PublishError> {
+    let snapshot_id = signet_core::keys::key_id(snapshot_key).map_err(|e| PublishError::Signing(e.to_string()))?;
+    let timestamp_id = signet_core::keys::key_id(timestamp_key).map_err(|e| PublishError::Signing(e.to_string()))?;
+    let role = |id: &str| json!({"keyids": [id], "threshold": 1});
+    Ok(json!({
+        "_type": "root",
+        "spec_version": signet_core::metadata::SPEC_VERSION,
+        "consistent_snapshot": true,
+        "version": 1,
+        "expires": expires_after(now, ROOT_LIFETIME_DAYS),
+        "keys": {
+            root_key.key_id(): root_key.tuf_key(),
+            targets_key.key_id(): targets_key.tuf_key(),
+            snapshot_id.clone(): snapshot_key,
+            timestamp_id.clone(): timestamp_key,
+        },
+        "roles": {
+            "root": role(root_key.key_id()),
+            "targets": role(targets_key.key_id()),
+            "snapshot": role(&snapshot_id),
+            "timestamp": role(&timestamp_id),
+        },
+    }))
+}
+
+/// `signed` of an empty targets role.
+pub fn empty_targets(version: u64, now: DateTime<Utc>) -> Value {
+    json!({
+        "_type": "targets",
+        "spec_version": signet_core::metadata::SPEC_VERSION,
+        "version": version,
+        "expires": expires_after(now, TARGETS_LIFETIME_DAYS),
+        "targets": {},
+    })
+}
+
+/// Applies staged changes to the current targets `signed` value and bumps its version. Unknown
+/// fields of the current role are kept.
+pub fn apply_changes(current: &Value, changes: &[Change], now: DateTime<Utc>) -> Value {
+    let mut next = current.clone();
+    let version = current["version"].as_u64().unwrap_or(0) + 1;
+    next["version"] = json!(version);
+    next["expires"] = json!(expires_after(now, TARGETS_LIFETIME_DAYS));
+    if !next["targets"].is_object() {
+        next["targets"] = Value::Object(Map::new());
+    }
+    for change in changes {
+        match change {
+            Change::Add { tag, digest, size, media_type } => {
+                let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+                let mut target = json!({"length": size, "hashes": {"sha256": hex}});
+                if let Some(media_type) = media_type {
+                    target["custom"] = json!({"mediaType": media_type});
+                }
+                next["targets"][tag.as_str()] = target;
+            }
+            Change::Remove { tag } => {
+                if let Some(targets) = next["targets"].as_object_mut() {
+                    targets.remove(tag);
+                }
+            }
+        }
+    }
+    next
+}
+
+/// Publishes `changes` to the top-level targets role: refreshes, applies, signs and uploads,
+/// and on 409 starts over from the newest metadata, up to [`MAX_ATTEMPTS`] times.
+pub async fn publish_changes(updater: &mut Updater, changes: &[Change], targets_key: &SigningKey) -> Result<u64, PublishError> {
+    for _ in 0..MAX_ATTEMPTS {
+        updater.restart(Utc::now())?;
+        updater.refresh().await?;
+        let current = updater
+            .trusted()
+            .targets(&RoleName::targets())
+            .map(|(document, _)| document.signed.clone())
+            .ok_or_else(|| PublishError::Signing("no trusted targets role".to_owned()))?;
+        let next = apply_changes(&current, changes, Utc::now());
+        let version = next["version"].as_u64().unwrap_or_default();
+        let bytes = sign_metadata(&next, &[targets_key]).map_err(|e| PublishError::Signing(e.to_string()))?;
+        match updater.remote().upload(vec![(RoleName::TARGETS.to_owned(), bytes)]).await {
+            Ok(()) => return Ok(version),
+            Err(error) if error.is_conflict() => {
+                // Another publisher won this version: wait a little, re-read and re-apply.
+                let jitter = u64::from(std::process::id() % 50);
+                tokio::time::sleep(std::time::Duration::from_millis(50 + jitter)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(PublishError::Contended(MAX_ATTEMPTS))
+}

@@ -1,0 +1,169 @@
+//! The `signet` command end to end: a publisher signs tags on one home, a consumer that holds
+//! only the exported root verifies them from another.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use signet_tests::{client_binary, fresh_database, ServerProcess};
+
+const ROOT_PASSPHRASE: &str = "correct horse root";
+const TARGETS_PASSPHRASE: &str = "correct horse targets";
+
+/// Real digests of published images, from public Dockerfiles and documentation.
+const NGINX_1_13_9: &str = "sha256:4771d09578c7c6a65299e110b3ee1c0a2592f5ea2618d23e4ffe7a4cab1ce5de";
+const ALPINE_3_19: &str = "sha256:51b67269f354137895d43f3b3d810bfacd3945438e94dc5ac55fdac340352f48";
+const ALPINE_3_19_MOVED: &str = "sha256:13b7e62e8df80264dbb747995705a986aa530415763a6c58f84a3ca8af9a5bcd";
+const GOLANG_1_22: &str = "sha256:7eac856e4e0d79916b0ec7d4ccbeca2809441eea91449b15a4a8fb0398c840fa";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn signet(server: &str, home: &Path, args: &[&str]) -> Run {
+    signet_with(server, home, args, &[("SIGNET_ROOT_PASSPHRASE", ROOT_PASSPHRASE), ("SIGNET_TARGETS_PASSPHRASE", TARGETS_PASSPHRASE)])
+}
+
+fn signet_with(server: &str, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(client_binary());
+    command.arg("--server").arg(server).arg("--home").arg(home).args(args);
+    command.env_remove("SIGNET_ROOT_PASSPHRASE").env_remove("SIGNET_TARGETS_PASSPHRASE").env_remove("SIGNET_SERVER");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let Output { status, stdout, stderr } = command.output().expect("run signet");
+    Run { code: status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&stdout).into_owned(), stderr: String::from_utf8_lossy(&stderr).into_owned() }
+}
+
+fn ok(run: Run) -> Run {
+    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    run
+}
+
+/// A server with `nginx` initialized by a publisher home; returns the consumer's root file.
+async fn published() -> (ServerProcess, tempfile::TempDir, tempfile::TempDir) {
+    let db = fresh_database().await.unwrap();
+    let server = ServerProcess::start(&db, &[]).unwrap();
+    let publisher = tempfile::tempdir().unwrap();
+    let consumer = tempfile::tempdir().unwrap();
+    let url = server.base_url.clone();
+
+    let init = ok(signet(&url, publisher.path(), &["init", "nginx"]));
+    assert_eq!(init.stdout.trim().len(), 64, "root key id: {}", init.stdout);
+    ok(signet(&url, publisher.path(), &["sign", "nginx:1.13.9", "--digest", NGINX_1_13_9, "--size", "1570"]));
+    ok(signet(&url, publisher.path(), &["sign", "nginx:alpine", "--digest", ALPINE_3_19, "--size", "528", "--no-publish"]));
+    ok(signet(&url, publisher.path(), &["sign", "nginx:golang", "--digest", GOLANG_1_22, "--size", "2000", "--no-publish"]));
+    let status = ok(signet(&url, publisher.path(), &["status", "nginx"]));
+    assert!(status.stdout.contains("alpine"), "{}", status.stdout);
+    ok(signet(&url, publisher.path(), &["publish", "nginx"]));
+
+    let export = ok(signet(&url, publisher.path(), &["trust", "export", "nginx"]));
+    let root_file = consumer.path().join("root.json");
+    std::fs::write(&root_file, export.stdout.as_bytes()).unwrap();
+    ok(signet(&url, consumer.path(), &["trust", "import", "nginx", root_file.to_str().unwrap()]));
+    (server, publisher, consumer)
+}
+
+#[tokio::test]
+async fn consumer_verifies_published_tags() {
+    let (server, _publisher, consumer) = published().await;
+    let url = &server.base_url;
+
+    let lookup = ok(signet(url, consumer.path(), &["lookup", "nginx:1.13.9"]));
+    assert_eq!(lookup.stdout.trim(), format!("docker.io/library/nginx@{NGINX_1_13_9}"));
+
+    let json = ok(signet(url, consumer.path(), &["lookup", "docker.io/library/nginx:alpine", "--output", "json"]));
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(value["digest"], ALPINE_3_19);
+    assert_eq!(value["size"], 528);
+
+    ok(signet(url, consumer.path(), &["verify", "nginx:golang", "--digest", GOLANG_1_22]));
+    let list = ok(signet(url, consumer.path(), &["list", "nginx"]));
+    assert_eq!(list.stdout.lines().count(), 3, "{}", list.stdout);
+}
+
+#[tokio::test]
+async fn untrusted_results_exit_3() {
+    let (server, _publisher, consumer) = published().await;
+    let url = &server.base_url;
+
+    let unsigned = signet(url, consumer.path(), &["lookup", "nginx:unsigned"]);
+    assert_eq!(unsigned.code, 3, "{}", unsigned.stderr);
+    assert!(unsigned.stderr.contains("is not signed"), "{}", unsigned.stderr);
+
+    let moved = signet(url, consumer.path(), &["verify", "nginx:alpine", "--digest", ALPINE_3_19_MOVED]);
+    assert_eq!(moved.code, 3, "{}", moved.stderr);
+    assert!(moved.stderr.contains("is signed as"), "{}", moved.stderr);
+}
+
+#[tokio::test]
+async fn new_digest_seen_after_publish() {
+    let (server, publisher, consumer) = published().await;
+    let url = &server.base_url;
+    ok(signet(url, consumer.path(), &["lookup", "nginx:alpine"]));
+    ok(signet(url, publisher.path(), &["sign", "nginx:alpine", "--digest", ALPINE_3_19_MOVED, "--size", "529"]));
+    let lookup = ok(signet(url, consumer.path(), &["lookup", "nginx:alpine"]));
+    assert!(lookup.stdout.contains(ALPINE_3_19_MOVED), "{}", lookup.stdout);
+
+    ok(signet(url, publisher.path(), &["unsign", "nginx:alpine"]));
+    assert_eq!(signet(url, consumer.path(), &["lookup", "nginx:alpine"]).code, 3);
+}
+
+#[tokio::test]
+async fn clear_errors_for_operational_failures() {
+    let (server, publisher, _consumer) = published().await;
+    let url = &server.base_url;
+
+    let fresh = tempfile::tempdir().unwrap();
+    let no_root = signet(url, fresh.path(), &["lookup", "nginx:1.13.9"]);
+    assert_eq!(no_root.code, 2, "{}", no_root.stderr);
+    assert!(no_root.stderr.contains("signet trust import"), "{}", no_root.stderr);
+
+    let wrong = signet_with(
+        url,
+        publisher.path(),
+        &["sign", "nginx:x", "--digest", NGINX_1_13_9, "--size", "1"],
+        &[("SIGNET_TARGETS_PASSPHRASE", "not the passphrase")],
+    );
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("wrong passphrase"), "{}", wrong.stderr);
+    assert!(!wrong.stderr.contains("not the passphrase"), "the passphrase must not be printed");
+    ok(signet(url, publisher.path(), &["reset", "nginx"]));
+
+    let unreachable = signet("http://127.0.0.1:9", publisher.path(), &["lookup", "nginx:1.13.9"]);
+    assert_eq!(unreachable.code, 1, "{}", unreachable.stderr);
+    assert!(unreachable.stderr.contains("cannot reach the server"), "{}", unreachable.stderr);
+
+    let usage = signet(url, publisher.path(), &["lookup", "Not A Reference"]);
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
+}
+
+#[tokio::test]
+async fn concurrent_signers_all_land() {
+    let (server, publisher, consumer) = published().await;
+    let url = server.base_url.clone();
+    let mut children = Vec::new();
+    for i in 0..8 {
+        let url = url.clone();
+        let home = publisher.path().to_owned();
+        // Each process gets its own copy of the publisher's home (same keys and trusted root), as
+        // publishers on separate machines would have; they share only the server.
+        let own_home = tempfile::tempdir().unwrap();
+        let copied = Command::new("cp").arg("-a").arg(format!("{}/.", home.display())).arg(own_home.path()).status().unwrap();
+        assert!(copied.success());
+        children.push(std::thread::spawn(move || {
+            let tag = format!("nginx:parallel-{i}");
+            let run = signet(&url, own_home.path(), &["sign", &tag, "--digest", NGINX_1_13_9, "--size", "1570"]);
+            (run, own_home)
+        }));
+    }
+    for child in children {
+        let (run, _home) = child.join().unwrap();
+        ok(run);
+    }
+    let list = ok(signet(&url, consumer.path(), &["list", "nginx"]));
+    for i in 0..8 {
+        assert!(list.stdout.contains(&format!("parallel-{i}\t")), "parallel-{i} missing:\n{}", list.stdout);
+    }
+}
