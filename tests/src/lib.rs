@@ -1,6 +1,7 @@
 //! Test harness for end-to-end tests: throwaway PostgreSQL clusters, real `signet-server`
 //! processes on 127.0.0.1, and signed TUF metadata built with real keys.
 
+pub mod cli;
 pub mod metadata;
 
 use std::io::{BufRead, BufReader};

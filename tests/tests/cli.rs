@@ -1,45 +1,16 @@
 //! The `signet` command end to end: a publisher signs tags on one home, a consumer that holds
 //! only the exported root verifies them from another.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use signet_tests::{client_binary, fresh_database, ServerProcess};
-
-const ROOT_PASSPHRASE: &str = "correct horse root";
-const TARGETS_PASSPHRASE: &str = "correct horse targets";
+use signet_tests::cli::{ok, signet, signet_with};
+use signet_tests::{fresh_database, ServerProcess};
 
 /// Real digests of published images, from public Dockerfiles and documentation.
 const NGINX_1_13_9: &str = "sha256:4771d09578c7c6a65299e110b3ee1c0a2592f5ea2618d23e4ffe7a4cab1ce5de";
 const ALPINE_3_19: &str = "sha256:51b67269f354137895d43f3b3d810bfacd3945438e94dc5ac55fdac340352f48";
 const ALPINE_3_19_MOVED: &str = "sha256:13b7e62e8df80264dbb747995705a986aa530415763a6c58f84a3ca8af9a5bcd";
 const GOLANG_1_22: &str = "sha256:7eac856e4e0d79916b0ec7d4ccbeca2809441eea91449b15a4a8fb0398c840fa";
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn signet(server: &str, home: &Path, args: &[&str]) -> Run {
-    signet_with(server, home, args, &[("SIGNET_ROOT_PASSPHRASE", ROOT_PASSPHRASE), ("SIGNET_TARGETS_PASSPHRASE", TARGETS_PASSPHRASE)])
-}
-
-fn signet_with(server: &str, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut command = Command::new(client_binary());
-    command.arg("--server").arg(server).arg("--home").arg(home).args(args);
-    command.env_remove("SIGNET_ROOT_PASSPHRASE").env_remove("SIGNET_TARGETS_PASSPHRASE").env_remove("SIGNET_SERVER");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let Output { status, stdout, stderr } = command.output().expect("run signet");
-    Run { code: status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&stdout).into_owned(), stderr: String::from_utf8_lossy(&stderr).into_owned() }
-}
-
-fn ok(run: Run) -> Run {
-    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
-    run
-}
 
 /// A server with `nginx` initialized by a publisher home; returns the consumer's root file.
 async fn published() -> (ServerProcess, tempfile::TempDir, tempfile::TempDir) {
