@@ -8,23 +8,26 @@
 //! <home>/private/<key id>.json    mode 0600, metadata that is not secret (sidecar)
 //! ```
 //!
-//! The `.key` file is a standard PKCS#8 `EncryptedPrivateKeyInfo` (RFC 5208) with PBES2 (RFC 8018):
-//! scrypt with N = 2^14, r = 8, p = 1 and a 16-byte random salt derives the key for AES-256-CBC
-//! with a random IV. These are the `pkcs5` crate's recommended scrypt settings, and they stay
-//! within OpenSSL 3's default scrypt memory limit of 32 MiB, so `openssl pkcs8 -in <key id>.key`
-//! can decrypt an exported key. PEM headers before the block are not part of PKCS#8, so the role,
-//! GUN, algorithm and TUF public key object live in the `.json` sidecar, for example
+//! The `.key` file is a PKCS#8 `EncryptedPrivateKeyInfo` (RFC 5208) encrypted with PBES2
+//! (RFC 8018). scrypt with N = 2^14, r = 8, p = 1 and a random 16-byte salt derives the AES-256-CBC
+//! key, and the IV is random too. These are the scrypt settings that the `pkcs5` 0.8 crate
+//! recommends. OpenSSL 3.0 decrypts such a file (`openssl pkey -in <key id>.key`), but it rejects
+//! N = 2^15 with r = 8 as over its default scrypt memory limit.
+//!
+//! PEM headers before the block are not part of PKCS#8, so the role, GUN, algorithm and TUF public
+//! key object are in the `.json` sidecar, for example
 //! `{"algorithm":"ed25519","gun":"example.com/app","key_id":"…","public_key":{…},"role":"targets"}`.
-//! A key whose `.key` file exists is in the store, and it must have a sidecar.
+//! A key is in the store when its `.key` file exists, and such a key must have a sidecar.
 //!
-//! Keys are Ed25519 or ECDSA P-256 as `signet_core::signing` supports them. Imported Ed25519 keys
-//! in PKCS#8 v1, as OpenSSL writes them, are stored as v2 with the public key, because ring reads
-//! only v2. An imported encrypted PEM is re-encrypted with the settings above.
+//! Keys are Ed25519 or ECDSA P-256, the algorithms `signet_core::signing` supports. Ed25519 keys
+//! are stored as PKCS#8 v1 (seed only), because OpenSSL 3.0 rejects the v2 documents that ring
+//! writes. Loading derives the public key from the seed again, because ring reads only v2. An
+//! imported encrypted PEM is re-encrypted with the settings above.
 //!
-//! A wrong passphrase is reported as [`KeyStoreError::WrongPassphrase`], apart from a file that does
-//! not parse ([`KeyStoreError::CorruptKeyFile`]). NOTE: AES-CBC has no integrity check, so a
-//! changed ciphertext inside a well-formed file also reads as a wrong passphrase. A decryption that
-//! yields a different key than the file name is reported as corrupt.
+//! A wrong passphrase is reported as [`KeyStoreError::WrongPassphrase`], and a file that does not
+//! parse as [`KeyStoreError::CorruptKeyFile`]. NOTE: AES-CBC has no integrity check, so a changed
+//! ciphertext inside a well-formed file also reads as a wrong passphrase. A decryption that yields
+//! a different key than the file name is reported as corrupt.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -53,7 +56,7 @@ pub const PRIVATE_DIR: &str = "private";
 /// PEM label of a PKCS#8 `EncryptedPrivateKeyInfo`.
 pub const ENCRYPTED_PEM_LABEL: &str = "ENCRYPTED PRIVATE KEY";
 
-/// scrypt cost N = 2^14 for new keys: 16 MiB of memory with r = 8.
+/// scrypt settings for new keys. N = 2^14 with r = 8 takes 128 * N * r bytes = 16 MiB of memory.
 const SCRYPT_LOG_N: u8 = 14;
 const SCRYPT_R: u32 = 8;
 const SCRYPT_P: u32 = 1;
@@ -62,8 +65,8 @@ const AES_IV_LEN: usize = 16;
 
 // Limits on key derivation settings read from a file, checked before deriving, so a damaged or
 // hostile file cannot make the client allocate gigabytes or run for minutes. New keys use 16 MiB
-// and one pass. NOTE: the limits are estimates of what a person will wait for (a few seconds on a
-// laptop), not measured.
+// and one pass. NOTE: the limits are estimates of what a person will wait for, a few seconds, and
+// were not timed.
 const MAX_SCRYPT_MEMORY_BYTES: u64 = 256 * 1024 * 1024;
 const MAX_SCRYPT_WORK_BYTES: u64 = 1024 * 1024 * 1024;
 const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
@@ -185,7 +188,7 @@ pub struct KeyStore {
     dir: PathBuf,
 }
 
-/// Sidecar file contents. Field order is alphabetical so the file reads like canonical JSON.
+/// Sidecar file contents. Fields are declared in alphabetical order, so the JSON keys are sorted.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Sidecar {
@@ -210,7 +213,7 @@ impl KeyStore {
         Ok(KeyStore { dir })
     }
 
-    /// The `<home>/private` directory.
+    /// Returns the `<home>/private` directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -223,7 +226,10 @@ impl KeyStore {
         algorithm: KeyAlgorithm,
         passphrase: &Passphrase,
     ) -> Result<(KeyInfo, SigningKey), KeyStoreError> {
-        let (_, pkcs8) = SigningKey::generate(algorithm).map_err(KeyStoreError::InvalidPrivateKey)?;
+        let (_, pkcs8) = SigningKey::generate(algorithm).map_err(|error| match error {
+            SigningError::Random => KeyStoreError::Random,
+            other => KeyStoreError::InvalidPrivateKey(other),
+        })?;
         let pkcs8 = Zeroizing::new(pkcs8);
         self.store(role, gun, &pkcs8, passphrase)
     }
@@ -346,7 +352,8 @@ impl KeyStore {
         let key_id = key.key_id().to_owned();
 
         // Checked first so that adding a stored key again leaves its sidecar untouched. A
-        // concurrent add of the same key can still replace the sidecar before `write_new` fails.
+        // concurrent add of the same key can still replace the sidecar before the `.key` write
+        // fails with `KeyExists`.
         let key_path = self.key_path(&key_id);
         if key_path.exists() {
             return Err(KeyStoreError::KeyExists { key_id, dir: self.dir.clone() });
@@ -368,7 +375,7 @@ impl KeyStore {
         })?;
         sidecar_json.push(b'\n');
 
-        // The sidecar goes first, so a stored `.key` file always has one.
+        // The sidecar goes first, so every `.key` file written here has one.
         self.write_file(&self.sidecar_path(&info.key_id), &sidecar_json, Replace::Allowed)?;
         self.write_file(&key_path, pem.as_bytes(), Replace::Forbidden)?;
         sync_dir(&self.dir)?;
@@ -421,46 +428,47 @@ impl KeyStore {
     /// Writes `contents` to a new temporary file with mode 0600, syncs it and moves it to `path`.
     /// With `Replace::Forbidden` the move fails with `KeyExists` when `path` exists.
     fn write_file(&self, path: &Path, contents: &[u8], replace: Replace) -> Result<(), KeyStoreError> {
-        let io_error = |action, path: &Path| {
-            let path = path.to_owned();
-            move |source| KeyStoreError::Io { action, path, source }
-        };
-
         let mut suffix = [0u8; 8];
         SystemRandom::new().fill(&mut suffix).map_err(|_| KeyStoreError::Random)?;
         let file_name = path.file_name().and_then(|name| name.to_str()).unwrap_or("key");
-        let temp_path = self.dir.join(format!(".{file_name}.{}.tmp", hex_encode(&suffix)));
+        let temp_path = self.dir.join(format!(".{file_name}.{}.tmp", hex::encode(suffix)));
 
-        let result = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temp_path)
-                .map_err(io_error("create", &temp_path))?;
-            file.write_all(contents).map_err(io_error("write", &temp_path))?;
-            file.sync_all().map_err(io_error("sync", &temp_path))?;
+        let result = write_then_move(&temp_path, path, contents, replace);
 
-            match replace {
-                Replace::Allowed => fs::rename(&temp_path, path).map_err(io_error("rename a file to", path)),
-                // A hard link fails when the target exists, unlike rename, so a stored key is
-                // never overwritten.
-                Replace::Forbidden => fs::hard_link(&temp_path, path).map_err(|source| {
-                    if source.kind() == io::ErrorKind::AlreadyExists {
-                        KeyStoreError::KeyExists {
-                            key_id: file_name.trim_end_matches(".key").to_owned(),
-                            dir: self.dir.clone(),
-                        }
-                    } else {
-                        KeyStoreError::Io { action: "create", path: path.to_owned(), source }
-                    }
-                }),
-            }
-        })();
-
-        // After a rename the temporary file is gone, and removing it fails harmlessly.
+        // After a move the temporary file is gone, and removing it fails harmlessly.
         let _ = fs::remove_file(&temp_path);
         result
+    }
+}
+
+fn write_then_move(temp_path: &Path, path: &Path, contents: &[u8], replace: Replace) -> Result<(), KeyStoreError> {
+    let io_error = |action, path: &Path| {
+        let path = path.to_owned();
+        move |source| KeyStoreError::Io { action, path, source }
+    };
+
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(temp_path)
+        .map_err(io_error("create", temp_path))?;
+    file.write_all(contents).map_err(io_error("write", temp_path))?;
+    file.sync_all().map_err(io_error("sync", temp_path))?;
+
+    match replace {
+        Replace::Allowed => fs::rename(temp_path, path).map_err(io_error("rename a file to", path)),
+
+        // A hard link fails when the target exists, unlike rename, so a stored key is never
+        // overwritten.
+        Replace::Forbidden => fs::hard_link(temp_path, path).map_err(|source| {
+            if source.kind() != io::ErrorKind::AlreadyExists {
+                return KeyStoreError::Io { action: "create", path: path.to_owned(), source };
+            }
+            let key_id = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            KeyStoreError::KeyExists { key_id, dir }
+        }),
     }
 }
 
@@ -480,15 +488,12 @@ fn is_key_id(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 fn read_to_string(path: &Path) -> Result<String, KeyStoreError> {
     fs::read_to_string(path).map_err(|source| KeyStoreError::Io { action: "read", path: path.to_owned(), source })
 }
 
-/// Rejects `path` when its mode grants group or others more than `expected` does (none).
+/// Rejects `path` when group or others have any permission on it. `expected` is the mode that
+/// the error message suggests.
 fn check_mode(path: &Path, expected: u32) -> Result<(), KeyStoreError> {
     let metadata =
         fs::metadata(path).map_err(|source| KeyStoreError::Io { action: "read metadata of", path: path.to_owned(), source })?;
@@ -527,8 +532,8 @@ fn decrypt(encrypted: &Document, passphrase: &Passphrase) -> Result<SecretDocume
 
     match info.decrypt(passphrase.expose_secret().as_bytes()) {
         Ok(document) => Ok(document),
-        // Bad CBC padding, or plaintext that is not DER: a wrong key was derived. A changed
-        // ciphertext looks the same, because CBC has no integrity check.
+        // Bad CBC padding or a plaintext that is not DER means that a wrong key was derived. A
+        // changed ciphertext looks the same, because CBC has no integrity check.
         Err(pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::DecryptFailed)) | Err(pkcs8::Error::Asn1(_)) => {
             Err(DecryptError::WrongPassphrase)
         }
@@ -588,8 +593,9 @@ fn encrypt(pkcs8_der: &[u8], passphrase: &Passphrase) -> Result<Zeroizing<String
     encrypted.to_pem(ENCRYPTED_PEM_LABEL, LineEnding::LF).map_err(|error| KeyStoreError::Encrypt(error.into()))
 }
 
-/// Reads the algorithm from a PKCS#8 DER private key and loads it. Returns the DER that ring
-/// reads, which for an Ed25519 PKCS#8 v1 key is a new v2 document with the public key added.
+/// Reads the algorithm from a PKCS#8 DER private key and loads it. Also returns the DER to store:
+/// PKCS#8 v1 for Ed25519, because OpenSSL 3.0 rejects the v2 documents that ring writes, and the
+/// input unchanged for ECDSA.
 fn parse_private_key(pkcs8_der: &[u8]) -> Result<(KeyAlgorithm, SigningKey, SecretDocument), KeyStoreError> {
     let invalid = |algorithm: &'static str| KeyStoreError::InvalidPrivateKey(SigningError::InvalidKey(algorithm));
     let key_info = PrivateKeyInfoRef::from_der(pkcs8_der).map_err(|error| KeyStoreError::UnsupportedKey {
@@ -600,44 +606,48 @@ fn parse_private_key(pkcs8_der: &[u8]) -> Result<(KeyAlgorithm, SigningKey, Secr
         .oids()
         .map_err(|error| KeyStoreError::UnsupportedKey { reason: format!("invalid algorithm parameters ({error})") })?;
 
-    let (algorithm, der) = if oid == ED25519_OID {
-        let der = if key_info.public_key.is_some() {
+    if oid == ED25519_OID {
+        // ring reads Ed25519 keys only as PKCS#8 v2, with the public key, and checks that the
+        // public key matches the seed.
+        let v2 = if key_info.public_key.is_some() {
             SecretDocument::try_from(pkcs8_der).map_err(|_| invalid("ed25519"))?
         } else {
-            add_ed25519_public_key(&key_info).ok_or_else(|| invalid("ed25519"))?
+            ed25519_v2_document(&key_info).ok_or_else(|| invalid("ed25519"))?
         };
-        (KeyAlgorithm::Ed25519, der)
-    } else if oid == EC_PUBLIC_KEY_OID {
+        let key = SigningKey::from_pkcs8(KeyAlgorithm::Ed25519, v2.as_bytes()).map_err(KeyStoreError::InvalidPrivateKey)?;
+
+        let v1 = PrivateKeyInfoRef { public_key: None, ..key_info };
+        let v1 = SecretDocument::try_from(&v1).map_err(|_| invalid("ed25519"))?;
+        return Ok((KeyAlgorithm::Ed25519, key, v1));
+    }
+
+    if oid == EC_PUBLIC_KEY_OID {
         if parameters_oid != Some(P256_OID) {
             let curve = parameters_oid.map_or_else(|| "none".to_owned(), |oid| oid.to_string());
             return Err(KeyStoreError::UnsupportedKey { reason: format!("elliptic curve {curve}") });
         }
-        (KeyAlgorithm::EcdsaP256, SecretDocument::try_from(pkcs8_der).map_err(|_| invalid("ecdsa"))?)
-    } else {
-        return Err(KeyStoreError::UnsupportedKey { reason: format!("key algorithm {oid}") });
-    };
+        let key = SigningKey::from_pkcs8(KeyAlgorithm::EcdsaP256, pkcs8_der).map_err(KeyStoreError::InvalidPrivateKey)?;
+        let der = SecretDocument::try_from(pkcs8_der).map_err(|_| invalid("ecdsa"))?;
+        return Ok((KeyAlgorithm::EcdsaP256, key, der));
+    }
 
-    let key = SigningKey::from_pkcs8(algorithm, der.as_bytes()).map_err(KeyStoreError::InvalidPrivateKey)?;
-    Ok((algorithm, key, der))
+    Err(KeyStoreError::UnsupportedKey { reason: format!("key algorithm {oid}") })
 }
 
 /// Builds a PKCS#8 v2 document from an Ed25519 v1 document by deriving the public key from the
 /// seed. Returns `None` when the private key is not a 32-byte seed.
-fn add_ed25519_public_key(key_info: &PrivateKeyInfoRef<'_>) -> Option<SecretDocument> {
-    // RFC 8410: the privateKey OCTET STRING contains a CurvePrivateKey, itself an OCTET STRING.
+fn ed25519_v2_document(key_info: &PrivateKeyInfoRef<'_>) -> Option<SecretDocument> {
+    // The privateKey OCTET STRING of an Ed25519 key contains a second OCTET STRING with the seed.
     let seed = <&OctetStringRef>::from_der(key_info.private_key.as_bytes()).ok()?;
     let pair = Ed25519KeyPair::from_seed_unchecked(seed.as_bytes()).ok()?;
     let public_key = BitStringRef::from_bytes(pair.public_key().as_ref()).ok()?;
 
-    let v2 = PrivateKeyInfoRef {
-        algorithm: key_info.algorithm.clone(),
-        private_key: key_info.private_key,
-        public_key: Some(public_key),
-    };
+    let v2 = PrivateKeyInfoRef { public_key: Some(public_key), ..*key_info };
     SecretDocument::try_from(&v2).ok()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::time::{Duration, Instant};
 
@@ -786,9 +796,14 @@ M1o5YxvadLdyAegYUOJMbxoaQwfAeHXS+05EnQo+GQJIkQc/F/SYSXV/jyq00W5g
         assert_eq!(scrypt.salt.as_bytes().len(), SALT_LEN);
         assert!(matches!(parameters.encryption, pbes2::EncryptionScheme::Aes256Cbc { .. }));
 
-        // The last 32 bytes of ring's Ed25519 PKCS#8 are the public key; the seed sits before it.
-        let seed = &pkcs8[16..48];
+        let seed = <&OctetStringRef>::from_der(PrivateKeyInfoRef::from_der(&pkcs8).unwrap().private_key.as_bytes())
+            .unwrap()
+            .as_bytes();
         assert!(!der.as_bytes().windows(seed.len()).any(|window| window == seed), "seed stored in clear");
+
+        let decrypted = encrypted.decrypt(SECRET).unwrap();
+        let stored = PrivateKeyInfoRef::from_der(decrypted.as_bytes()).unwrap();
+        assert!(stored.public_key.is_none(), "Ed25519 key not stored as PKCS#8 v1");
     }
 
     #[test]
@@ -1065,7 +1080,7 @@ M1o5YxvadLdyAegYUOJMbxoaQwfAeHXS+05EnQo+GQJIkQc/F/SYSXV/jyq00W5g
         let (_, document) = Document::from_pem(&pem).unwrap();
         let mut der = document.as_bytes().to_vec();
         let last = der.len() - 1;
-        der[last] ^= 0xff; // last ciphertext byte, which holds the CBC padding
+        der[last] ^= 0xff; // the last ciphertext byte, which decrypts to the CBC padding
         let pem = Document::try_from(der).unwrap().to_pem(ENCRYPTED_PEM_LABEL, LineEnding::LF).unwrap();
         fs::write(&key_path, pem).unwrap();
 

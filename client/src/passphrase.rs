@@ -51,7 +51,8 @@ impl fmt::Debug for Passphrase {
     }
 }
 
-/// Why a passphrase is requested. A passphrase for a new key is asked twice on the terminal.
+/// The use of a requested passphrase. On the terminal, a passphrase for a new key is asked for
+/// twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PassphrasePurpose {
     /// Unlock an existing key.
@@ -60,7 +61,7 @@ pub enum PassphrasePurpose {
     Create,
 }
 
-/// Where a passphrase was read from. `Display` names the variable or file, never the passphrase.
+/// The origin of a passphrase. `Display` names the variable or file, never the passphrase.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PassphraseSource {
     /// The environment variable `var`, such as `SIGNET_ROOT_PASSPHRASE`.
@@ -247,6 +248,7 @@ fn prompt(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::collections::{HashMap, VecDeque};
 

@@ -54,6 +54,35 @@ impl Remote {
         Ok(Remote { http, base: format!("{server}/v2/{gun}/_trust/tuf/") })
     }
 
+    /// A remote whose metadata files live directly under `base_url` (any TUF repository layout,
+    /// such as a conformance test server).
+    pub fn from_base_url(base_url: &str) -> Result<Remote, RemoteError> {
+        let gun = Gun::parse("unused").map_err(|_| RemoteError::InvalidUrl(base_url.to_owned()))?;
+        let server = base_url.trim_end_matches('/');
+        let mut remote = Remote::new(server, &gun)?;
+        remote.base = format!("{server}/");
+        Ok(remote)
+    }
+
+    /// Downloads any URL of at most `limit` bytes (target files). Returns `None` on 404.
+    pub async fn fetch_url(&self, url: &str, limit: u64) -> Result<Option<Vec<u8>>, RemoteError> {
+        let mut response = self.http.get(url).send().await.map_err(|source| RemoteError::Unreachable { url: url.to_owned(), source })?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(status_error(url, response).await);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|source| RemoteError::Unreachable { url: url.to_owned(), source })? {
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(RemoteError::TooLarge { file: url.to_owned(), limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some(body))
+    }
+
     /// URL of a metadata file; `file` must already be percent-encoded where needed.
     pub fn url(&self, file: &str) -> String {
         format!("{}{file}", self.base)

@@ -41,6 +41,11 @@ pub fn server_binary() -> PathBuf {
     binary("signet-server")
 }
 
+/// Path of the `signet-tuf-client` conformance adapter, built on first use.
+pub fn conformance_binary() -> PathBuf {
+    binary("signet-tuf-client")
+}
+
 /// Path of the `signet` client binary, built on first use.
 pub fn client_binary() -> PathBuf {
     binary("signet")
