@@ -593,9 +593,9 @@ fn encrypt(pkcs8_der: &[u8], passphrase: &Passphrase) -> Result<Zeroizing<String
     encrypted.to_pem(ENCRYPTED_PEM_LABEL, LineEnding::LF).map_err(|error| KeyStoreError::Encrypt(error.into()))
 }
 
-/// Reads the algorithm from a PKCS#8 DER private key and loads it. Also returns the DER to store:
-/// PKCS#8 v1 for Ed25519, because OpenSSL 3.0 rejects the v2 documents that ring writes, and the
-/// input unchanged for ECDSA.
+/// Reads the algorithm from a PKCS#8 DER private key and loads it. Also returns the DER to store,
+/// which for Ed25519 is PKCS#8 v1 because OpenSSL 3.0 rejects the v2 documents that ring writes.
+/// An ECDSA key is stored unchanged.
 fn parse_private_key(pkcs8_der: &[u8]) -> Result<(KeyAlgorithm, SigningKey, SecretDocument), KeyStoreError> {
     let invalid = |algorithm: &'static str| KeyStoreError::InvalidPrivateKey(SigningError::InvalidKey(algorithm));
     let key_info = PrivateKeyInfoRef::from_der(pkcs8_der).map_err(|error| KeyStoreError::UnsupportedKey {
@@ -1143,6 +1143,20 @@ M1o5YxvadLdyAegYUOJMbxoaQwfAeHXS+05EnQo+GQJIkQc/F/SYSXV/jyq00W5g
         let other: Value = serde_json::from_str(other).unwrap();
         sidecar["public_key"] = other["public_key"].clone();
         serde_json::to_string_pretty(&sidecar).unwrap()
+    }
+
+    #[test]
+    fn key_write_never_replaces_file() {
+        let (_home, store) = open_store();
+        let key_id = "a".repeat(64);
+        let path = store.key_path(&key_id);
+        fs::write(&path, "existing").unwrap();
+
+        let error = store.write_file(&path, b"new", Replace::Forbidden).unwrap_err();
+
+        assert!(matches!(&error, KeyStoreError::KeyExists { key_id: id, .. } if *id == key_id), "{error:?}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "existing");
+        assert_eq!(fs::read_dir(store.dir()).unwrap().count(), 1, "temporary file left behind");
     }
 
     #[test]
