@@ -25,7 +25,7 @@ fn binary(name: &str) -> PathBuf {
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "signet-server", "-p", "signet-client", "--bins"])
+            .args(["build", "--quiet", "--workspace", "--bins"])
             .status()
             .expect("failed to run cargo build for the binaries");
         assert!(status.success(), "cargo build of the binaries failed");

@@ -138,3 +138,35 @@ async fn concurrent_signers_all_land() {
         assert!(list.stdout.contains(&format!("parallel-{i}\t")), "parallel-{i} missing:\n{}", list.stdout);
     }
 }
+
+#[tokio::test]
+async fn trust_on_first_use_warns() {
+    let (server, _publisher, _consumer) = published().await;
+    let fresh = tempfile::tempdir().unwrap();
+    let lookup = ok(signet(&server.base_url, fresh.path(), &["lookup", "nginx:1.13.9", "--trust-on-first-use"]));
+    assert!(lookup.stderr.contains("warning: --trust-on-first-use"), "{}", lookup.stderr);
+    assert!(lookup.stdout.contains(NGINX_1_13_9));
+    // The root is stored now, so the next lookup needs no flag and prints no warning.
+    let again = ok(signet(&server.base_url, fresh.path(), &["lookup", "nginx:1.13.9"]));
+    assert!(!again.stderr.contains("warning"), "{}", again.stderr);
+}
+
+#[tokio::test]
+async fn keys_listed_exported_and_deleted_remotely() {
+    let (server, publisher, consumer) = published().await;
+    let url = &server.base_url;
+    let keys = ok(signet(url, publisher.path(), &["key", "list", "--output", "json"]));
+    let value: serde_json::Value = serde_json::from_str(&keys.stdout).unwrap();
+    let roles: Vec<&str> = value["keys"].as_array().unwrap().iter().map(|k| k["role"].as_str().unwrap()).collect();
+    assert_eq!(roles.len(), 2, "{roles:?}");
+    assert!(roles.contains(&"root") && roles.contains(&"targets"), "{roles:?}");
+
+    let key_id = value["keys"][0]["key_id"].as_str().unwrap().to_owned();
+    let pem = ok(signet(url, publisher.path(), &["key", "export", &key_id]));
+    assert!(pem.stdout.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"), "{}", pem.stdout);
+    assert!(!keys.stdout.contains("PRIVATE"), "key list must not print private keys");
+
+    ok(signet(url, publisher.path(), &["delete", "nginx", "--remote"]));
+    let gone = signet(url, consumer.path(), &["lookup", "nginx:1.13.9"]);
+    assert_ne!(gone.code, 0, "{}", gone.stderr);
+}
