@@ -14,8 +14,16 @@ const GOLANG_1_22: &str = "sha256:7eac856e4e0d79916b0ec7d4ccbeca2809441eea91449b
 
 /// A server with `nginx` initialized by a publisher home; returns the consumer's root file.
 async fn published() -> (ServerProcess, tempfile::TempDir, tempfile::TempDir) {
+    let (server, publisher, consumer, _db) = published_with_database().await;
+    (server, publisher, consumer)
+}
+
+/// Like [`published`], also returning the database URL for tests that tamper with it. The server
+/// does not cache, so it serves what the database holds; its cache would otherwise keep serving
+/// the newest version it saw, which hides a rollback made in the database.
+async fn published_with_database() -> (ServerProcess, tempfile::TempDir, tempfile::TempDir, String) {
     let db = fresh_database().await.unwrap();
-    let server = ServerProcess::start(&db, &[]).unwrap();
+    let server = ServerProcess::start(&db, &["--cache-ttl", "0s"]).unwrap();
     let publisher = tempfile::tempdir().unwrap();
     let consumer = tempfile::tempdir().unwrap();
     let url = server.base_url.clone();
@@ -33,7 +41,7 @@ async fn published() -> (ServerProcess, tempfile::TempDir, tempfile::TempDir) {
     let root_file = consumer.path().join("root.json");
     std::fs::write(&root_file, export.stdout.as_bytes()).unwrap();
     ok(signet(&url, consumer.path(), &["trust", "import", "nginx", root_file.to_str().unwrap()]));
-    (server, publisher, consumer)
+    (server, publisher, consumer, db)
 }
 
 #[tokio::test]
@@ -169,4 +177,33 @@ async fn keys_listed_exported_and_deleted_remotely() {
     ok(signet(url, publisher.path(), &["delete", "nginx", "--remote"]));
     let gone = signet(url, consumer.path(), &["lookup", "nginx:1.13.9"]);
     assert_ne!(gone.code, 0, "{}", gone.stderr);
+}
+
+async fn execute(database_url: &str, sql: &str) {
+    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+    sqlx::query(sql).execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn tampered_metadata_exits_3() {
+    let (server, _publisher, consumer, db) = published_with_database().await;
+    let hex = NGINX_1_13_9.trim_start_matches("sha256:");
+    let forged = ALPINE_3_19.trim_start_matches("sha256:");
+    execute(&db, &format!("UPDATE tuf_files SET data = convert_to(replace(convert_from(data, 'UTF8'), '{hex}', '{forged}'), 'UTF8') WHERE role = 'targets'")).await;
+    let lookup = signet(&server.base_url, consumer.path(), &["lookup", "nginx:1.13.9"]);
+    assert_eq!(lookup.code, 3, "{}", lookup.stderr);
+    assert!(lookup.stderr.contains("failed verification"), "{}", lookup.stderr);
+}
+
+#[tokio::test]
+async fn rolled_back_timestamp_exits_3() {
+    let (server, publisher, consumer, db) = published_with_database().await;
+    let url = &server.base_url;
+    ok(signet(url, publisher.path(), &["sign", "nginx:extra", "--digest", GOLANG_1_22, "--size", "1"]));
+    ok(signet(url, consumer.path(), &["lookup", "nginx:extra"]));
+    execute(&db, "DELETE FROM tuf_files WHERE role = 'timestamp' AND version > 1").await;
+    let lookup = signet(url, consumer.path(), &["lookup", "nginx:1.13.9"]);
+    assert_eq!(lookup.code, 3, "{}", lookup.stderr);
+    assert!(lookup.stderr.contains("rollback"), "{}", lookup.stderr);
 }

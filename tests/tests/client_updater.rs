@@ -172,3 +172,22 @@ async fn unreachable_server_is_operational_error() {
     let error = updater.refresh().await.expect_err("nothing listens on port 9");
     assert!(!error.is_untrusted(), "{error:?}");
 }
+
+#[tokio::test]
+async fn offline_client_catches_up_many_root_versions() {
+    let mut setup = setup().await;
+    let mut updater = setup.updater(Some(setup.root_v1().await)).unwrap();
+    updater.refresh().await.unwrap();
+
+    // Five rotations of the root key while the client is offline, each cross-signed.
+    for version in 2..=6 {
+        let old_key = std::mem::replace(&mut setup.repo.root_key, signet_tests::metadata::ed25519());
+        let bytes = sign(&setup.repo.root(version), &[&old_key, &setup.repo.root_key]);
+        let (status, body) = setup.client.upload(GUN, &[("root", bytes)]).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut updater = setup.updater(None).unwrap();
+    updater.refresh().await.unwrap();
+    assert_eq!(updater.trusted().root().version, 6);
+    assert!(updater.find_target("1.13.9").await.unwrap().is_some());
+}
