@@ -26,7 +26,8 @@ pub enum RemoteError {
 }
 
 impl RemoteError {
-    /// The server's 409 detail: the stored version of the role that was not newer.
+    /// True when the server returned 409: another publisher committed first, or the uploaded
+    /// version is not newer than the stored one.
     pub fn is_conflict(&self) -> bool {
         matches!(self, RemoteError::Status { status: 409, .. })
     }
@@ -54,8 +55,8 @@ impl Remote {
         Ok(Remote { http, base: format!("{server}/v2/{gun}/_trust/tuf/") })
     }
 
-    /// A remote whose metadata files live directly under `base_url` (any TUF repository layout,
-    /// such as a conformance test server).
+    /// Creates a remote whose metadata files are directly under `base_url`, for any TUF
+    /// repository layout such as a conformance test server.
     pub fn from_base_url(base_url: &str) -> Result<Remote, RemoteError> {
         let gun = Gun::parse("unused").map_err(|_| RemoteError::InvalidUrl(base_url.to_owned()))?;
         let server = base_url.trim_end_matches('/');

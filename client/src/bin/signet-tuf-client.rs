@@ -7,7 +7,7 @@
 //! signet-tuf-client --metadata-url URL --metadata-dir DIR --target-name NAME [--target-name ...]
 //!                   --target-dir TDIR --target-base-url TURL download
 //! ```
-//! DIR holds the trusted metadata as `ROLE.json` files with the exact bytes served. Exit code 0
+//! DIR contains the trusted metadata as `ROLE.json` files with the exact bytes served. Exit code 0
 //! on success, 1 on any failure.
 
 use std::path::{Path, PathBuf};
