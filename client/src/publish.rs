@@ -65,6 +65,37 @@ pub fn initial_root(root_key: &SigningKey, targets_key: &SigningKey, snapshot_ke
     }))
 }
 
+/// `signed` of the next root: `role` now uses `keys` with `threshold`, the version is bumped and
+/// the expiry renewed. Keys no role lists any more are dropped; unknown fields are kept.
+pub fn next_root(current: &Value, role: &str, keys: &[(String, Value)], threshold: u64, now: DateTime<Utc>) -> Value {
+    let mut next = current.clone();
+    next["version"] = json!(current["version"].as_u64().unwrap_or(0) + 1);
+    next["expires"] = json!(expires_after(now, ROOT_LIFETIME_DAYS));
+    let ids: Vec<&String> = keys.iter().map(|(id, _)| id).collect();
+    next["roles"][role] = json!({"keyids": ids, "threshold": threshold});
+    if !next["keys"].is_object() {
+        next["keys"] = Value::Object(Map::new());
+    }
+    for (id, key) in keys {
+        next["keys"][id.as_str()] = key.clone();
+    }
+
+    let mut used = std::collections::BTreeSet::new();
+    if let Some(roles) = next["roles"].as_object() {
+        for definition in roles.values() {
+            for id in definition["keyids"].as_array().into_iter().flatten() {
+                if let Some(id) = id.as_str() {
+                    used.insert(id.to_owned());
+                }
+            }
+        }
+    }
+    if let Some(all_keys) = next["keys"].as_object_mut() {
+        all_keys.retain(|id, _| used.contains(id));
+    }
+    next
+}
+
 /// `signed` of an empty targets role.
 pub fn empty_targets(version: u64, now: DateTime<Utc>) -> Value {
     json!({

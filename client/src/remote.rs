@@ -123,6 +123,18 @@ impl Remote {
         response.json().await.map_err(|source| RemoteError::Unreachable { url, source })
     }
 
+    /// Asks the server for a new pending key of `role` (`timestamp` or `snapshot`), to be listed
+    /// in the next root.
+    pub async fn rotate_server_key(&self, role: &str) -> Result<Value, RemoteError> {
+        let file = format!("{role}.key");
+        let url = self.url(&file);
+        let response = self.http.post(&url).send().await.map_err(|source| RemoteError::Unreachable { url: url.clone(), source })?;
+        if !response.status().is_success() {
+            return Err(status_error(&file, response).await);
+        }
+        response.json().await.map_err(|source| RemoteError::Unreachable { url, source })
+    }
+
     /// Uploads signed roles in one atomic update.
     pub async fn upload(&self, parts: Vec<(String, Vec<u8>)>) -> Result<(), RemoteError> {
         let mut form = reqwest::multipart::Form::new();

@@ -163,14 +163,34 @@ pub async fn server_key(state: &AppState, gun: &Gun, role: &str) -> ApiResult<Va
         return public_key_json(row);
     }
     if root.is_some() {
-        return Err(ApiError::not_found(format!("the server holds no {role} key for {gun}; root names a {role} key held elsewhere")));
+        return Err(ApiError::not_found(format!(
+            "the server has no {role} key for {gun} because root names a {role} key held elsewhere; POST {role}.key creates one"
+        )));
     }
+    create_pending(state, &mut conn, gun, role).await
+}
 
-    // No root yet: create the one pending key. A concurrent request may win the insert; then
-    // its key is read back, so every caller sees the same key.
+/// Starts a rotation of a server-held key: returns the pending key of `role`, creating it when
+/// there is none. The server keeps signing with the current key until a root that lists the
+/// pending key is accepted.
+pub async fn rotate_key(state: &AppState, gun: &Gun, role: &str) -> ApiResult<Value> {
+    let mut conn = state.pool.acquire().await?;
+    if tuf_files::current(&state.pool, gun.as_str(), RoleName::ROOT).await?.is_none() {
+        return Err(ApiError::not_found(format!("repository {gun} has no root yet; GET {role}.key returns the key to list in root")));
+    }
+    let rows = server_keys::list(&mut conn, gun.as_str()).await?;
+    if let Some(row) = rows.iter().find(|row| row.role == role && row.state == "pending") {
+        return public_key_json(row);
+    }
+    create_pending(state, &mut conn, gun, role).await
+}
+
+/// Creates the one pending key of `role`. A concurrent request may win the insert; then its key
+/// is read back, so every caller sees the same key.
+async fn create_pending(state: &AppState, conn: &mut PgConnection, gun: &Gun, role: &str) -> ApiResult<Value> {
     let row = generate_key_row(state, gun, role)?;
-    if !server_keys::insert_pending(&mut conn, gun.as_str(), &row).await? {
-        let rows = server_keys::list(&mut conn, gun.as_str()).await?;
+    if !server_keys::insert_pending(conn, gun.as_str(), &row).await? {
+        let rows = server_keys::list(conn, gun.as_str()).await?;
         let pending = rows.iter().find(|row| row.role == role && row.state == "pending");
         return pending.map_or_else(|| Err(ApiError::conflict("a key request for this repository raced with a deletion; retry")), public_key_json);
     }

@@ -5,8 +5,11 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde_json::json;
 use signet_client::keystore::KeyRole;
-use signet_core::signing::KeyAlgorithm;
+use signet_client::publish::{apply_changes, next_root};
+use signet_core::signing::{sign_metadata, KeyAlgorithm, SigningKey};
+use signet_core::{Gun, RoleName};
 
+use super::publish::listed_key_ids;
 use super::{parse_gun, CmdResult, Context, Failure, OutputFormat};
 
 #[derive(Debug, Subcommand)]
@@ -41,15 +44,27 @@ pub enum KeyCommand {
         /// Key id.
         key_id: String,
     },
+    /// Replace the key of a role and publish the next root (and, for targets, re-signed targets).
+    Rotate {
+        /// Repository (GUN).
+        gun: String,
+        /// root, targets, timestamp or snapshot. Timestamp and snapshot keys are created by the
+        /// server; root and targets keys locally.
+        role: String,
+        /// Use this encrypted PKCS#8 PEM key (root or targets) instead of generating one.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
 }
 
 fn parse_role(text: &str) -> Result<KeyRole, Failure> {
     KeyRole::parse(text).ok_or_else(|| Failure::usage(anyhow::anyhow!("invalid role {text:?}; use root, targets, snapshot or delegation")))
 }
 
-pub fn run(context: &Context, command: KeyCommand) -> CmdResult {
+pub async fn run(context: &Context, command: KeyCommand) -> CmdResult {
     let store = context.keystore()?;
     match command {
+        KeyCommand::Rotate { gun, role, key } => return rotate(context, &gun, &role, key).await,
         KeyCommand::List => {
             let keys = store.list()?;
             match context.output {
@@ -92,4 +107,76 @@ pub fn run(context: &Context, command: KeyCommand) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// Publishes root N+1 with a new key for `role`, signed by the current root keys (and by the
+/// new root key when the root key itself rotates).
+async fn rotate(context: &Context, gun: &str, role: &str, key_file: Option<PathBuf>) -> CmdResult {
+    let gun = parse_gun(gun)?;
+    let mut updater = context.updater(&gun, None, false).await?;
+    updater.refresh().await?;
+    let current_root = updater.trusted().root().signed.clone();
+    let root_ids = listed_key_ids(updater.trusted(), RoleName::ROOT);
+    let root_key = context.unlock(KeyRole::Root, &gun, &root_ids)?;
+    let now = chrono::Utc::now();
+
+    let (new_key_id, parts) = match role {
+        RoleName::TIMESTAMP | RoleName::SNAPSHOT => {
+            if key_file.is_some() {
+                return Err(Failure::usage(anyhow::anyhow!("--key applies to root and targets; the server creates {role} keys")));
+            }
+            let key = updater.remote().rotate_server_key(role).await.map_err(Failure::operational)?;
+            let key_id = signet_core::keys::key_id(&key).map_err(Failure::operational)?;
+            let next = next_root(&current_root, role, &[(key_id.clone(), key)], 1, now);
+            let root_bytes = sign_metadata(&next, &[&root_key]).map_err(Failure::operational)?;
+            (key_id, vec![(RoleName::ROOT.to_owned(), root_bytes)])
+        }
+        RoleName::TARGETS => {
+            let new_key = new_role_key(context, KeyRole::Targets, &gun, key_file)?;
+            let next = next_root(&current_root, RoleName::TARGETS, &[(new_key.key_id().to_owned(), new_key.tuf_key().clone())], 1, now);
+            let root_bytes = sign_metadata(&next, &[&root_key]).map_err(Failure::operational)?;
+            let current_targets = updater
+                .trusted()
+                .targets(&RoleName::targets())
+                .map(|(document, _)| document.signed.clone())
+                .ok_or_else(|| Failure::operational(anyhow::anyhow!("no trusted targets role for {gun}")))?;
+            let targets = apply_changes(&current_targets, &[], now);
+            let targets_bytes = sign_metadata(&targets, &[&new_key]).map_err(Failure::operational)?;
+            (new_key.key_id().to_owned(), vec![(RoleName::ROOT.to_owned(), root_bytes), (RoleName::TARGETS.to_owned(), targets_bytes)])
+        }
+        RoleName::ROOT => {
+            let new_key = new_role_key(context, KeyRole::Root, &gun, key_file)?;
+            let next = next_root(&current_root, RoleName::ROOT, &[(new_key.key_id().to_owned(), new_key.tuf_key().clone())], 1, now);
+            // TUF 5.3.4: the new root is signed by the old root keys and by its own.
+            let root_bytes = sign_metadata(&next, &[&root_key, &new_key]).map_err(Failure::operational)?;
+            (new_key.key_id().to_owned(), vec![(RoleName::ROOT.to_owned(), root_bytes)])
+        }
+        other => return Err(Failure::usage(anyhow::anyhow!("invalid role {other:?}; use root, targets, timestamp or snapshot"))),
+    };
+
+    updater.remote().upload(parts).await.map_err(Failure::operational)?;
+    match context.output {
+        OutputFormat::Json => println!("{}", json!({"gun": gun.as_str(), "role": role, "key_id": new_key_id})),
+        OutputFormat::Text => println!("{new_key_id}"),
+    }
+    eprintln!("rotated the {role} key of {gun}; root version {} is published", current_root["version"].as_u64().unwrap_or(0) + 1);
+    Ok(())
+}
+
+/// A new local key for a rotation: generated, or imported from an encrypted PEM file.
+fn new_role_key(context: &Context, role: KeyRole, gun: &Gun, key_file: Option<PathBuf>) -> Result<SigningKey, Failure> {
+    let store = context.keystore()?;
+    match key_file {
+        Some(file) => {
+            let pem = std::fs::read_to_string(&file)
+                .map_err(|e| Failure::usage(anyhow::Error::new(e).context(format!("failed to read {}", file.display()))))?;
+            let passphrase = context.new_passphrase_for_unlock(role, "new key")?;
+            let info = store.import_encrypted_pem(&pem, role, Some(gun), &passphrase)?;
+            Ok(store.load(&info.key_id, &passphrase)?)
+        }
+        None => {
+            let passphrase = context.new_passphrase(role, &format!("new {} key for {gun}", role.name()))?;
+            Ok(store.generate(role, Some(gun), KeyAlgorithm::Ed25519, &passphrase)?.1)
+        }
+    }
 }

@@ -205,18 +205,20 @@ impl Context {
         Ok(Updater::new(remote, state.metadata(), root, chrono::Utc::now())?)
     }
 
-    /// Unlocks the key of `role` for `gun`, asking for its passphrase.
-    pub fn unlock(&self, role: KeyRole, gun: Option<&Gun>) -> Result<SigningKey, Failure> {
+    /// Unlocks a stored key of `role` whose key id root lists (`listed`), asking for its
+    /// passphrase.
+    pub fn unlock(&self, role: KeyRole, gun: &Gun, listed: &[String]) -> Result<SigningKey, Failure> {
         let store = self.keystore()?;
-        let found = store.find(role, gun)?;
-        let info = found.first().ok_or_else(|| {
-            let scope = gun.map_or_else(String::new, |gun| format!(" for {gun}"));
-            Failure::operational(anyhow::anyhow!("no {} key{scope} in {}", role.name(), store.dir().display()))
-                .with_hint("run `signet init GUN` or import the key with `signet key import`")
+        let found = store.list()?.into_iter().find(|info| info.role == role && listed.contains(&info.key_id));
+        let info = found.ok_or_else(|| {
+            Failure::operational(anyhow::anyhow!(
+                "none of the {} keys that root lists for {gun} is in {}",
+                role.name(),
+                store.dir().display()
+            ))
+            .with_hint("import the key with `signet key import`, or run this on the machine that holds it")
         })?;
-        let label = format!("{} key {}", role.name(), &info.key_id[..8.min(info.key_id.len())]);
-        let (passphrase, _) = read_passphrase(role, PassphrasePurpose::Unlock, &label, &env_var, &mut SystemTerminal)
-            .map_err(Failure::operational)?;
+        let passphrase = self.new_passphrase_for_unlock(role, &info.key_id)?;
         Ok(store.load(&info.key_id, &passphrase)?)
     }
 
@@ -275,6 +277,6 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::List(args) => lookup::list(&context, args).await,
         Command::Trust(command) => trust::run(&context, command).await,
         Command::Delete(args) => publish::delete(&context, args).await,
-        Command::Key(command) => keys::run(&context, command),
+        Command::Key(command) => keys::run(&context, command).await,
     }
 }

@@ -144,7 +144,9 @@ async fn publish_staged(context: &Context, gun: &signet_core::Gun) -> CmdResult 
         return Ok(());
     }
     let mut updater = context.updater(gun, None, false).await?;
-    let targets_key = context.unlock(KeyRole::Targets, Some(gun))?;
+    updater.refresh().await?;
+    let listed = listed_key_ids(updater.trusted(), RoleName::TARGETS);
+    let targets_key = context.unlock(KeyRole::Targets, gun, &listed)?;
     let version = match publish_changes(&mut updater, &changes, &targets_key).await {
         Ok(version) => version,
         Err(signet_client::publish::PublishError::Update(error)) => return Err(error.into()),
@@ -153,6 +155,11 @@ async fn publish_staged(context: &Context, gun: &signet_core::Gun) -> CmdResult 
     state.reset().map_err(Failure::operational)?;
     eprintln!("published targets version {version} of {gun} ({} change(s))", changes.len());
     Ok(())
+}
+
+/// Key ids root lists for a top-level role.
+pub fn listed_key_ids(trusted: &signet_core::trusted::TrustedSet, role: &str) -> Vec<String> {
+    trusted.checked_root().role(role).map(|definition| definition.keyids.clone()).unwrap_or_default()
 }
 
 pub fn status(context: &Context, args: GunArgs) -> CmdResult {

@@ -64,6 +64,10 @@ async fn route(state: AppState, request: Request) -> ApiResult<Response> {
             let key = repository::server_key(&state, &gun, &role).await?;
             Ok(Json(key).into_response())
         }
+        (Method::POST, Target::Key(role)) => {
+            let key = repository::rotate_key(&state, &gun, &role).await?;
+            Ok(Json(key).into_response())
+        }
         (Method::POST, Target::Collection) => upload(&state, &gun, request).await,
         (Method::DELETE, Target::Collection) => {
             if repository::delete(&state, &gun).await? {
