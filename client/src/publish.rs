@@ -14,9 +14,30 @@ use crate::updater::{UpdateError, Updater};
 /// Attempts of one publish before the conflict is reported.
 pub const MAX_ATTEMPTS: usize = 8;
 
-/// Default lifetimes of client-signed roles.
-pub const ROOT_LIFETIME_DAYS: i64 = 365;
-pub const TARGETS_LIFETIME_DAYS: i64 = 365;
+/// Default lifetime of client-signed roles (root and targets), in days.
+pub const DEFAULT_LIFETIME_DAYS: i64 = 365;
+
+/// The default lifetime of client-signed roles.
+pub fn default_lifetime() -> Duration {
+    Duration::days(DEFAULT_LIFETIME_DAYS)
+}
+
+/// Parses a lifetime written as a number and a unit: `s`, `m`, `h` or `d` (`365d`, `12h`).
+pub fn parse_lifetime(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("invalid lifetime {text:?}; write a number and a unit: s, m, h or d (for example 365d)");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().map_err(|_| invalid())?;
+    let seconds_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(invalid()),
+    };
+    let seconds = number.checked_mul(seconds_per_unit).filter(|s| *s > 0 && *s <= 100 * 365 * 86_400).ok_or_else(invalid)?;
+    Ok(Duration::seconds(seconds))
+}
 
 /// Why a publish failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,13 +55,20 @@ pub enum PublishError {
     Signing(String),
 }
 
-/// `expires` for a role signed now with a lifetime in days, without fractional seconds.
-pub fn expires_after(now: DateTime<Utc>, days: i64) -> String {
-    format_expires(now + Duration::days(days))
+/// `expires` for a role signed now with `lifetime`, without fractional seconds.
+pub fn expires_after(now: DateTime<Utc>, lifetime: Duration) -> String {
+    format_expires(now + lifetime)
 }
 
 /// `signed` of root version 1 with one root key, one targets key and the server's keys.
-pub fn initial_root(root_key: &SigningKey, targets_key: &SigningKey, snapshot_key: &Value, timestamp_key: &Value, now: DateTime<Utc>) -> Result<Value, PublishError> {
+pub fn initial_root(
+    root_key: &SigningKey,
+    targets_key: &SigningKey,
+    snapshot_key: &Value,
+    timestamp_key: &Value,
+    now: DateTime<Utc>,
+    lifetime: Duration,
+) -> Result<Value, PublishError> {
     let snapshot_id = signet_core::keys::key_id(snapshot_key).map_err(|e| PublishError::Signing(e.to_string()))?;
     let timestamp_id = signet_core::keys::key_id(timestamp_key).map_err(|e| PublishError::Signing(e.to_string()))?;
     let role = |id: &str| json!({"keyids": [id], "threshold": 1});
@@ -49,7 +77,7 @@ pub fn initial_root(root_key: &SigningKey, targets_key: &SigningKey, snapshot_ke
         "spec_version": signet_core::metadata::SPEC_VERSION,
         "consistent_snapshot": true,
         "version": 1,
-        "expires": expires_after(now, ROOT_LIFETIME_DAYS),
+        "expires": expires_after(now, lifetime),
         "keys": {
             root_key.key_id(): root_key.tuf_key(),
             targets_key.key_id(): targets_key.tuf_key(),
@@ -67,10 +95,10 @@ pub fn initial_root(root_key: &SigningKey, targets_key: &SigningKey, snapshot_ke
 
 /// `signed` of the next root: `role` now uses `keys` with `threshold`, the version is bumped and
 /// the expiry renewed. Keys no role lists any more are dropped; unknown fields are kept.
-pub fn next_root(current: &Value, role: &str, keys: &[(String, Value)], threshold: u64, now: DateTime<Utc>) -> Value {
+pub fn next_root(current: &Value, role: &str, keys: &[(String, Value)], threshold: u64, now: DateTime<Utc>, lifetime: Duration) -> Value {
     let mut next = current.clone();
     next["version"] = json!(current["version"].as_u64().unwrap_or(0) + 1);
-    next["expires"] = json!(expires_after(now, ROOT_LIFETIME_DAYS));
+    next["expires"] = json!(expires_after(now, lifetime));
     let ids: Vec<&String> = keys.iter().map(|(id, _)| id).collect();
     next["roles"][role] = json!({"keyids": ids, "threshold": threshold});
     if !next["keys"].is_object() {
@@ -97,23 +125,23 @@ pub fn next_root(current: &Value, role: &str, keys: &[(String, Value)], threshol
 }
 
 /// `signed` of an empty targets role.
-pub fn empty_targets(version: u64, now: DateTime<Utc>) -> Value {
+pub fn empty_targets(version: u64, now: DateTime<Utc>, lifetime: Duration) -> Value {
     json!({
         "_type": "targets",
         "spec_version": signet_core::metadata::SPEC_VERSION,
         "version": version,
-        "expires": expires_after(now, TARGETS_LIFETIME_DAYS),
+        "expires": expires_after(now, lifetime),
         "targets": {},
     })
 }
 
 /// Applies staged changes to the current targets `signed` value and bumps its version. Unknown
 /// fields of the current role are kept.
-pub fn apply_changes(current: &Value, changes: &[Change], now: DateTime<Utc>) -> Value {
+pub fn apply_changes(current: &Value, changes: &[Change], now: DateTime<Utc>, lifetime: Duration) -> Value {
     let mut next = current.clone();
     let version = current["version"].as_u64().unwrap_or(0) + 1;
     next["version"] = json!(version);
-    next["expires"] = json!(expires_after(now, TARGETS_LIFETIME_DAYS));
+    next["expires"] = json!(expires_after(now, lifetime));
     if !next["targets"].is_object() {
         next["targets"] = Value::Object(Map::new());
     }
@@ -139,7 +167,7 @@ pub fn apply_changes(current: &Value, changes: &[Change], now: DateTime<Utc>) ->
 
 /// Publishes `changes` to the top-level targets role: refreshes, applies, signs and uploads,
 /// and on 409 starts over from the newest metadata, up to [`MAX_ATTEMPTS`] times.
-pub async fn publish_changes(updater: &mut Updater, changes: &[Change], targets_key: &SigningKey) -> Result<u64, PublishError> {
+pub async fn publish_changes(updater: &mut Updater, changes: &[Change], targets_key: &SigningKey, lifetime: Duration) -> Result<u64, PublishError> {
     for _ in 0..MAX_ATTEMPTS {
         updater.restart(Utc::now())?;
         updater.refresh().await?;
@@ -148,7 +176,7 @@ pub async fn publish_changes(updater: &mut Updater, changes: &[Change], targets_
             .targets(&RoleName::targets())
             .map(|(document, _)| document.signed.clone())
             .ok_or_else(|| PublishError::Signing("no trusted targets role".to_owned()))?;
-        let next = apply_changes(&current, changes, Utc::now());
+        let next = apply_changes(&current, changes, Utc::now(), lifetime);
         let version = next["version"].as_u64().unwrap_or_default();
         let bytes = sign_metadata(&next, &[targets_key]).map_err(|e| PublishError::Signing(e.to_string()))?;
         match updater.remote().upload(vec![(RoleName::TARGETS.to_owned(), bytes)]).await {

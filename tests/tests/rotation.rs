@@ -143,3 +143,82 @@ async fn server_rejects_rotation_without_root() {
     let response = reqwest::Client::new().post(format!("{}/v2/team/none/_trust/tuf/timestamp.key", server.base_url)).send().await.unwrap();
     assert_eq!(response.status(), 404);
 }
+
+/// Generates a root key in `home` and writes its public key object to a file; returns the
+/// key id and the file.
+fn root_key_in(setup: &Setup, home: &std::path::Path) -> (String, std::path::PathBuf) {
+    let url = &setup.server.base_url;
+    let key_id = ok(signet(url, home, &["key", "generate", "--role", "root", "--gun", "team/app"])).stdout.trim().to_owned();
+    let public = ok(signet(url, home, &["key", "export", "--public", &key_id])).stdout;
+    let file = home.join(format!("{key_id}.pub.json"));
+    std::fs::write(&file, public).unwrap();
+    (key_id, file)
+}
+
+#[tokio::test]
+async fn two_of_three_root_signed_on_separate_homes() {
+    let setup = setup().await;
+    let url = &setup.server.base_url;
+    let second = tempfile::tempdir().unwrap();
+    let third = tempfile::tempdir().unwrap();
+    let (_, second_key) = root_key_in(&setup, second.path());
+    let (_, third_key) = root_key_in(&setup, third.path());
+
+    // Root version 2: three root keys, threshold 2. The current root (one key) signs it, and so
+    // does the second key holder.
+    let next = setup.publisher.path().join("root-v2.json");
+    let next_arg = next.to_str().unwrap();
+    ok(signet(url, setup.publisher.path(), &[
+        "root", "edit", "team/app", "--file", next_arg,
+        "--add-key", second_key.to_str().unwrap(), "--add-key", third_key.to_str().unwrap(), "--threshold", "2",
+    ]));
+    ok(signet(url, setup.publisher.path(), &["root", "sign", next_arg]));
+    let shared = second.path().join("root-v2.json");
+    std::fs::copy(&next, &shared).unwrap();
+    ok(signet(url, second.path(), &["root", "sign", shared.to_str().unwrap()]));
+    ok(signet(url, setup.publisher.path(), &["root", "publish", "team/app", shared.to_str().unwrap()]));
+    assert_eq!(current_root_version(&setup).await, 2);
+
+    // Root version 3 with one signature is refused, with two it is published.
+    let v3 = setup.publisher.path().join("root-v3.json");
+    let v3_arg = v3.to_str().unwrap();
+    ok(signet(url, setup.publisher.path(), &["root", "edit", "team/app", "--file", v3_arg]));
+    ok(signet(url, setup.publisher.path(), &["root", "sign", v3_arg]));
+    let refused = signet(url, setup.publisher.path(), &["root", "publish", "team/app", v3_arg]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("threshold is 2"), "{}", refused.stderr);
+    assert_eq!(current_root_version(&setup).await, 2);
+
+    let shared = third.path().join("root-v3.json");
+    std::fs::copy(&v3, &shared).unwrap();
+    ok(signet(url, third.path(), &["root", "sign", shared.to_str().unwrap()]));
+    ok(signet(url, setup.publisher.path(), &["root", "publish", "team/app", shared.to_str().unwrap()]));
+    assert_eq!(current_root_version(&setup).await, 3);
+
+    // A consumer on root version 1 follows the chain through the 2-of-3 roots.
+    let home = consumer(&setup);
+    ok(signet(url, home.path(), &["lookup", "team/app:v1"]));
+}
+
+#[tokio::test]
+async fn resign_extends_expiring_targets() {
+    let setup = setup().await;
+    let url = &setup.server.base_url;
+    ok(signet(url, setup.publisher.path(), &["sign", "team/app:v2", "--digest", DIGEST, "--size", "10", "--expires", "2d"]));
+
+    let status = ok(signet(url, setup.publisher.path(), &["status", "team/app", "--output", "json"]));
+    let value: Value = serde_json::from_str(&status.stdout).unwrap();
+    let targets = value["roles"].as_array().unwrap().iter().find(|r| r["role"] == "targets").unwrap().clone();
+    assert_eq!(targets["expires_soon"], true, "{value}");
+    assert!(status.stderr.contains("warning: targets"), "{}", status.stderr);
+
+    ok(signet(url, setup.publisher.path(), &["resign", "team/app", "targets", "--expires", "90d"]));
+    let status = ok(signet(url, setup.publisher.path(), &["status", "team/app", "--output", "json"]));
+    let value: Value = serde_json::from_str(&status.stdout).unwrap();
+    let targets = value["roles"].as_array().unwrap().iter().find(|r| r["role"] == "targets").unwrap().clone();
+    assert_eq!(targets["expires_soon"], false, "{value}");
+    assert_eq!(targets["version"], 4, "init, two signs and the re-sign: {value}");
+
+    let home = consumer(&setup);
+    ok(signet(url, home.path(), &["lookup", "team/app:v2"]));
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde_json::json;
 use signet_client::keystore::KeyRole;
-use signet_client::publish::{apply_changes, next_root};
+use signet_client::publish::{apply_changes, default_lifetime, next_root};
 use signet_core::signing::{sign_metadata, KeyAlgorithm, SigningKey};
 use signet_core::{Gun, RoleName};
 
@@ -39,10 +39,14 @@ pub enum KeyCommand {
         #[arg(long)]
         gun: Option<String>,
     },
-    /// Print a stored key as encrypted PKCS#8 PEM (still encrypted with its passphrase).
+    /// Print a stored key as encrypted PKCS#8 PEM (still encrypted with its passphrase), or with
+    /// --public its TUF public key object.
     Export {
         /// Key id.
         key_id: String,
+        /// Print the public key as a TUF key object instead.
+        #[arg(long)]
+        public: bool,
     },
     /// Replace the key of a role and publish the next root (and, for targets, re-signed targets).
     Rotate {
@@ -102,7 +106,12 @@ pub async fn run(context: &Context, command: KeyCommand) -> CmdResult {
             let info = store.import_encrypted_pem(&pem, role, gun.as_ref(), &passphrase)?;
             println!("{}", info.key_id);
         }
-        KeyCommand::Export { key_id } => {
+        KeyCommand::Export { key_id, public: true } => {
+            let info = store.list()?.into_iter().find(|info| info.key_id == key_id);
+            let info = info.ok_or_else(|| Failure::operational(anyhow::anyhow!("no key {key_id} in {}", store.dir().display())))?;
+            println!("{}", info.public_key);
+        }
+        KeyCommand::Export { key_id, public: false } => {
             print!("{}", store.export_encrypted_pem(&key_id)?);
         }
     }
@@ -127,26 +136,26 @@ async fn rotate(context: &Context, gun: &str, role: &str, key_file: Option<PathB
             }
             let key = updater.remote().rotate_server_key(role).await.map_err(Failure::operational)?;
             let key_id = signet_core::keys::key_id(&key).map_err(Failure::operational)?;
-            let next = next_root(&current_root, role, &[(key_id.clone(), key)], 1, now);
+            let next = next_root(&current_root, role, &[(key_id.clone(), key)], 1, now, default_lifetime());
             let root_bytes = sign_metadata(&next, &[&root_key]).map_err(Failure::operational)?;
             (key_id, vec![(RoleName::ROOT.to_owned(), root_bytes)])
         }
         RoleName::TARGETS => {
             let new_key = new_role_key(context, KeyRole::Targets, &gun, key_file)?;
-            let next = next_root(&current_root, RoleName::TARGETS, &[(new_key.key_id().to_owned(), new_key.tuf_key().clone())], 1, now);
+            let next = next_root(&current_root, RoleName::TARGETS, &[(new_key.key_id().to_owned(), new_key.tuf_key().clone())], 1, now, default_lifetime());
             let root_bytes = sign_metadata(&next, &[&root_key]).map_err(Failure::operational)?;
             let current_targets = updater
                 .trusted()
                 .targets(&RoleName::targets())
                 .map(|(document, _)| document.signed.clone())
                 .ok_or_else(|| Failure::operational(anyhow::anyhow!("no trusted targets role for {gun}")))?;
-            let targets = apply_changes(&current_targets, &[], now);
+            let targets = apply_changes(&current_targets, &[], now, default_lifetime());
             let targets_bytes = sign_metadata(&targets, &[&new_key]).map_err(Failure::operational)?;
             (new_key.key_id().to_owned(), vec![(RoleName::ROOT.to_owned(), root_bytes), (RoleName::TARGETS.to_owned(), targets_bytes)])
         }
         RoleName::ROOT => {
             let new_key = new_role_key(context, KeyRole::Root, &gun, key_file)?;
-            let next = next_root(&current_root, RoleName::ROOT, &[(new_key.key_id().to_owned(), new_key.tuf_key().clone())], 1, now);
+            let next = next_root(&current_root, RoleName::ROOT, &[(new_key.key_id().to_owned(), new_key.tuf_key().clone())], 1, now, default_lifetime());
             // TUF 5.3.4: the new root is signed by the old root keys and by its own.
             let root_bytes = sign_metadata(&next, &[&root_key, &new_key]).map_err(Failure::operational)?;
             (new_key.key_id().to_owned(), vec![(RoleName::ROOT.to_owned(), root_bytes)])

@@ -3,6 +3,7 @@
 mod keys;
 mod lookup;
 mod publish;
+mod root;
 mod trust;
 
 use std::ffi::OsString;
@@ -64,9 +65,11 @@ enum Command {
     /// Remove a signed tag and publish (or stage with --no-publish).
     Unsign(publish::UnsignArgs),
     /// Publish staged changes.
-    Publish(publish::GunArgs),
-    /// Show staged changes.
-    Status(publish::GunArgs),
+    Publish(publish::PublishArgs),
+    /// Show every role's version, expiry and key ids, and staged changes.
+    Status(publish::StatusArgs),
+    /// Re-sign root or targets with a new version and expiry, content unchanged.
+    Resign(publish::ResignArgs),
     /// Drop staged changes.
     Reset(publish::GunArgs),
     /// Verify a tag and print the pinned reference GUN@sha256:HEX.
@@ -83,6 +86,9 @@ enum Command {
     /// Manage private keys.
     #[command(subcommand)]
     Key(keys::KeyCommand),
+    /// Edit, sign and publish a root that needs signatures from several key holders.
+    #[command(subcommand)]
+    Root(root::RootCommand),
 }
 
 /// A failed command with the exit code it maps to.
@@ -270,7 +276,8 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Sign(args) => publish::sign(&context, args).await,
         Command::Unsign(args) => publish::unsign(&context, args).await,
         Command::Publish(args) => publish::publish(&context, args).await,
-        Command::Status(args) => publish::status(&context, args),
+        Command::Status(args) => publish::status(&context, args).await,
+        Command::Resign(args) => publish::resign(&context, args).await,
         Command::Reset(args) => publish::reset(&context, args),
         Command::Lookup(args) => lookup::lookup(&context, args).await,
         Command::Verify(args) => lookup::verify(&context, args).await,
@@ -278,5 +285,6 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Trust(command) => trust::run(&context, command).await,
         Command::Delete(args) => publish::delete(&context, args).await,
         Command::Key(command) => keys::run(&context, command).await,
+        Command::Root(command) => root::run(&context, command).await,
     }
 }

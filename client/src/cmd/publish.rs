@@ -1,9 +1,10 @@
 //! Publisher commands: init, sign, unsign, publish, status, reset and delete.
 
+use chrono::Duration;
 use clap::Args;
 use serde_json::json;
 use signet_client::keystore::KeyRole;
-use signet_client::publish::{empty_targets, initial_root, publish_changes};
+use signet_client::publish::{apply_changes, default_lifetime, empty_targets, initial_root, next_root, parse_lifetime, publish_changes};
 use signet_client::reference::Digest;
 use signet_client::state::Change;
 use signet_core::signing::{sign_metadata, KeyAlgorithm};
@@ -21,6 +22,9 @@ pub struct InitArgs {
     /// Generate ECDSA P-256 keys instead of Ed25519.
     #[arg(long)]
     ecdsa: bool,
+    /// Lifetime of root version 1 and targets version 1, such as 365d [default: 365d].
+    #[arg(long, value_parser = parse_lifetime, value_name = "DURATION")]
+    expires: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -39,6 +43,9 @@ pub struct SignArgs {
     /// Stage the change instead of publishing it.
     #[arg(long)]
     no_publish: bool,
+    /// Lifetime of the signed targets role, such as 365d or 12h [default: 365d].
+    #[arg(long, value_parser = parse_lifetime, value_name = "DURATION")]
+    expires: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +55,38 @@ pub struct UnsignArgs {
     /// Stage the change instead of publishing it.
     #[arg(long)]
     no_publish: bool,
+    /// Lifetime of the signed targets role, such as 365d or 12h [default: 365d].
+    #[arg(long, value_parser = parse_lifetime, value_name = "DURATION")]
+    expires: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Repository (GUN).
+    gun: String,
+    /// Lifetime of the signed targets role, such as 365d or 12h [default: 365d].
+    #[arg(long, value_parser = parse_lifetime, value_name = "DURATION")]
+    expires: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResignArgs {
+    /// Repository (GUN).
+    gun: String,
+    /// root or targets.
+    role: String,
+    /// Lifetime of the re-signed role [default: 365d].
+    #[arg(long, value_parser = parse_lifetime, value_name = "DURATION")]
+    expires: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Repository (GUN).
+    gun: String,
+    /// Warn about roles that expire within this time [default: 30d].
+    #[arg(long, value_parser = parse_lifetime, value_name = "DURATION")]
+    warn_within: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -89,9 +128,10 @@ pub async fn init(context: &Context, args: InitArgs) -> CmdResult {
     let (_, targets_key) = store.generate(KeyRole::Targets, Some(&gun), algorithm, &targets_passphrase)?;
 
     let now = chrono::Utc::now();
-    let root = initial_root(&root_key, &targets_key, &snapshot_key, &timestamp_key, now).map_err(Failure::operational)?;
+    let lifetime = args.expires.unwrap_or_else(default_lifetime);
+    let root = initial_root(&root_key, &targets_key, &snapshot_key, &timestamp_key, now, lifetime).map_err(Failure::operational)?;
     let root_bytes = sign_metadata(&root, &[&root_key]).map_err(Failure::operational)?;
-    let targets_bytes = sign_metadata(&empty_targets(1, now), &[&targets_key]).map_err(Failure::operational)?;
+    let targets_bytes = sign_metadata(&empty_targets(1, now, lifetime), &[&targets_key]).map_err(Failure::operational)?;
     remote
         .upload(vec![(RoleName::ROOT.to_owned(), root_bytes.clone()), (RoleName::TARGETS.to_owned(), targets_bytes)])
         .await
@@ -118,7 +158,7 @@ pub async fn sign(context: &Context, args: SignArgs) -> CmdResult {
         eprintln!("staged {gun}:{tag} -> {digest}; run `signet publish {gun}`");
         return Ok(());
     }
-    publish_staged(context, &gun).await
+    publish_staged(context, &gun, args.expires).await
 }
 
 pub async fn unsign(context: &Context, args: UnsignArgs) -> CmdResult {
@@ -128,15 +168,15 @@ pub async fn unsign(context: &Context, args: UnsignArgs) -> CmdResult {
         eprintln!("staged removal of {gun}:{tag}; run `signet publish {gun}`");
         return Ok(());
     }
-    publish_staged(context, &gun).await
+    publish_staged(context, &gun, args.expires).await
 }
 
-pub async fn publish(context: &Context, args: GunArgs) -> CmdResult {
+pub async fn publish(context: &Context, args: PublishArgs) -> CmdResult {
     let gun = parse_gun(&args.gun)?;
-    publish_staged(context, &gun).await
+    publish_staged(context, &gun, args.expires).await
 }
 
-async fn publish_staged(context: &Context, gun: &signet_core::Gun) -> CmdResult {
+async fn publish_staged(context: &Context, gun: &signet_core::Gun, expires: Option<Duration>) -> CmdResult {
     let state = context.state(gun);
     let changes = state.staged().map_err(Failure::operational)?;
     if changes.is_empty() {
@@ -147,7 +187,8 @@ async fn publish_staged(context: &Context, gun: &signet_core::Gun) -> CmdResult 
     updater.refresh().await?;
     let listed = listed_key_ids(updater.trusted(), RoleName::TARGETS);
     let targets_key = context.unlock(KeyRole::Targets, gun, &listed)?;
-    let version = match publish_changes(&mut updater, &changes, &targets_key).await {
+    let lifetime = expires.unwrap_or_else(default_lifetime);
+    let version = match publish_changes(&mut updater, &changes, &targets_key, lifetime).await {
         Ok(version) => version,
         Err(signet_client::publish::PublishError::Update(error)) => return Err(error.into()),
         Err(error) => return Err(Failure::operational(error)),
@@ -162,12 +203,51 @@ pub fn listed_key_ids(trusted: &signet_core::trusted::TrustedSet, role: &str) ->
     trusted.checked_root().role(role).map(|definition| definition.keyids.clone()).unwrap_or_default()
 }
 
-pub fn status(context: &Context, args: GunArgs) -> CmdResult {
+/// Shows staged changes and, when the repository is trusted, every role's version, expiry and
+/// key ids, with a warning for roles that expire soon.
+pub async fn status(context: &Context, args: StatusArgs) -> CmdResult {
     let gun = parse_gun(&args.gun)?;
-    let changes = context.state(&gun).staged().map_err(Failure::operational)?;
+    let state = context.state(&gun);
+    let changes = state.staged().map_err(Failure::operational)?;
+    let warn_within = args.warn_within.unwrap_or_else(|| Duration::days(30));
+
+    let mut roles = Vec::new();
+    if state.has_trusted_root() {
+        let mut updater = context.updater(&gun, None, false).await?;
+        updater.refresh().await?;
+        let trusted = updater.trusted();
+        let root = trusted.checked_root();
+        let documents = [
+            (RoleName::ROOT, Some(trusted.root())),
+            (RoleName::TARGETS, trusted.targets(&RoleName::targets()).map(|(document, _)| document)),
+            (RoleName::SNAPSHOT, trusted.snapshot()),
+            (RoleName::TIMESTAMP, trusted.timestamp()),
+        ];
+        for (role, document) in documents {
+            let Some(document) = document else { continue };
+            let key_ids = root.role(role).map(|definition| definition.keyids.clone()).unwrap_or_default();
+            let expiring = document.expires - chrono::Utc::now() < warn_within;
+            if expiring {
+                eprintln!("warning: {role} of {gun} expires at {}; re-sign it with `signet resign {gun} {role}`", signet_core::metadata::format_expires(document.expires));
+            }
+            roles.push((role, document.version, signet_core::metadata::format_expires(document.expires), key_ids, expiring));
+        }
+    }
+
     match context.output {
-        OutputFormat::Json => println!("{}", json!({"gun": gun.as_str(), "staged": changes})),
+        OutputFormat::Json => {
+            let roles: Vec<_> = roles
+                .iter()
+                .map(|(role, version, expires, key_ids, expiring)| {
+                    json!({"role": role, "version": version, "expires": expires, "key_ids": key_ids, "expires_soon": expiring})
+                })
+                .collect();
+            println!("{}", json!({"gun": gun.as_str(), "roles": roles, "staged": changes}));
+        }
         OutputFormat::Text => {
+            for (role, version, expires, key_ids, _) in &roles {
+                println!("{role:<10} version {version:<6} expires {expires}  keys {}", key_ids.join(","));
+            }
             if changes.is_empty() {
                 println!("no staged changes for {gun}");
             }
@@ -179,6 +259,43 @@ pub fn status(context: &Context, args: GunArgs) -> CmdResult {
             }
         }
     }
+    Ok(())
+}
+
+/// Re-signs root or targets with a new version and expiry, content unchanged.
+pub async fn resign(context: &Context, args: ResignArgs) -> CmdResult {
+    let gun = parse_gun(&args.gun)?;
+    let lifetime = args.expires.unwrap_or_else(default_lifetime);
+    let mut updater = context.updater(&gun, None, false).await?;
+    updater.refresh().await?;
+    let now = chrono::Utc::now();
+
+    let (role, bytes, version) = match args.role.as_str() {
+        RoleName::ROOT => {
+            let current = updater.trusted().root().signed.clone();
+            let root = updater.trusted().checked_root().clone();
+            let definition = root.role(RoleName::ROOT).cloned().unwrap_or(signet_core::metadata::RoleKeys { keyids: vec![], threshold: 1 });
+            let keys: Vec<(String, serde_json::Value)> = definition.keyids.iter().filter_map(|id| root.root.keys.get(id).map(|key| (id.clone(), key.clone()))).collect();
+            let next = next_root(&current, RoleName::ROOT, &keys, definition.threshold, now, lifetime);
+            let root_key = context.unlock(KeyRole::Root, &gun, &definition.keyids)?;
+            let version = next["version"].as_u64().unwrap_or_default();
+            (RoleName::ROOT, sign_metadata(&next, &[&root_key]).map_err(Failure::operational)?, version)
+        }
+        RoleName::TARGETS => {
+            let current = updater
+                .trusted()
+                .targets(&RoleName::targets())
+                .map(|(document, _)| document.signed.clone())
+                .ok_or_else(|| Failure::operational(anyhow::anyhow!("no trusted targets role for {gun}")))?;
+            let next = apply_changes(&current, &[], now, lifetime);
+            let targets_key = context.unlock(KeyRole::Targets, &gun, &listed_key_ids(updater.trusted(), RoleName::TARGETS))?;
+            let version = next["version"].as_u64().unwrap_or_default();
+            (RoleName::TARGETS, sign_metadata(&next, &[&targets_key]).map_err(Failure::operational)?, version)
+        }
+        other => return Err(Failure::usage(anyhow::anyhow!("cannot re-sign {other:?}: the client signs root and targets; the server re-signs snapshot and timestamp"))),
+    };
+    updater.remote().upload(vec![(role.to_owned(), bytes)]).await.map_err(Failure::operational)?;
+    eprintln!("re-signed {role} of {gun} as version {version}, expiring in {} days", lifetime.num_days());
     Ok(())
 }
 
