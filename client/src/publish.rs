@@ -124,6 +124,23 @@ pub fn next_root(current: &Value, role: &str, keys: &[(String, Value)], threshol
     next
 }
 
+/// Lifetime of snapshots the client signs when it holds the snapshot key, in days.
+pub const CLIENT_SNAPSHOT_LIFETIME_DAYS: i64 = 30;
+
+/// `signed` of the next snapshot for a client-held snapshot key: the trusted snapshot's entries,
+/// with `changed` targets roles (name and file bytes) replaced, and the version bumped.
+pub fn client_snapshot(trusted: &signet_core::trusted::TrustedSet, changed: &[(RoleName, &[u8])], now: DateTime<Utc>) -> Result<Value, PublishError> {
+    let current = trusted.snapshot().ok_or_else(|| PublishError::Signing("no trusted snapshot".to_owned()))?;
+    let mut next = current.signed.clone();
+    next["version"] = json!(current.version + 1);
+    next["expires"] = json!(expires_after(now, Duration::days(CLIENT_SNAPSHOT_LIFETIME_DAYS)));
+    for (role, bytes) in changed {
+        let document = signet_core::Document::parse(bytes.to_vec(), signet_core::RoleType::Targets).map_err(|e| PublishError::Signing(e.to_string()))?;
+        next["meta"][role.meta_file_name()] = json!({"version": document.version, "length": bytes.len(), "hashes": {"sha256": document.sha256}});
+    }
+    Ok(next)
+}
+
 /// `signed` of an empty targets role.
 pub fn empty_targets(version: u64, now: DateTime<Utc>, lifetime: Duration) -> Value {
     json!({
@@ -167,7 +184,15 @@ pub fn apply_changes(current: &Value, changes: &[Change], now: DateTime<Utc>, li
 
 /// Publishes `changes` to the top-level targets role: refreshes, applies, signs and uploads,
 /// and on 409 starts over from the newest metadata, up to [`MAX_ATTEMPTS`] times.
-pub async fn publish_changes(updater: &mut Updater, changes: &[Change], targets_key: &SigningKey, lifetime: Duration) -> Result<u64, PublishError> {
+/// With `snapshot_key`, the repository's snapshot key is client-held, and a snapshot signed with
+/// it is uploaded together with targets.
+pub async fn publish_changes(
+    updater: &mut Updater,
+    changes: &[Change],
+    targets_key: &SigningKey,
+    snapshot_key: Option<&SigningKey>,
+    lifetime: Duration,
+) -> Result<u64, PublishError> {
     for _ in 0..MAX_ATTEMPTS {
         updater.restart(Utc::now())?;
         updater.refresh().await?;
@@ -179,7 +204,12 @@ pub async fn publish_changes(updater: &mut Updater, changes: &[Change], targets_
         let next = apply_changes(&current, changes, Utc::now(), lifetime);
         let version = next["version"].as_u64().unwrap_or_default();
         let bytes = sign_metadata(&next, &[targets_key]).map_err(|e| PublishError::Signing(e.to_string()))?;
-        match updater.remote().upload(vec![(RoleName::TARGETS.to_owned(), bytes)]).await {
+        let mut parts = vec![(RoleName::TARGETS.to_owned(), bytes.clone())];
+        if let Some(snapshot_key) = snapshot_key {
+            let snapshot = client_snapshot(updater.trusted(), &[(RoleName::targets(), &bytes)], Utc::now())?;
+            parts.push((RoleName::SNAPSHOT.to_owned(), sign_metadata(&snapshot, &[snapshot_key]).map_err(|e| PublishError::Signing(e.to_string()))?));
+        }
+        match updater.remote().upload(parts).await {
             Ok(()) => return Ok(version),
             Err(error) if error.is_conflict() => {
                 // Another publisher won this version: wait a little, re-read and re-apply.

@@ -222,3 +222,25 @@ async fn resign_extends_expiring_targets() {
     let home = consumer(&setup);
     ok(signet(url, home.path(), &["lookup", "team/app:v2"]));
 }
+
+#[tokio::test]
+async fn snapshot_key_moves_to_client_and_back() {
+    let setup = setup().await;
+    let url = &setup.server.base_url;
+    let env = [
+        ("SIGNET_ROOT_PASSPHRASE", signet_tests::cli::ROOT_PASSPHRASE),
+        ("SIGNET_TARGETS_PASSPHRASE", signet_tests::cli::TARGETS_PASSPHRASE),
+        ("SIGNET_SNAPSHOT_PASSPHRASE", "snapshot passphrase"),
+    ];
+    let home = consumer(&setup);
+
+    ok(signet_tests::cli::signet_with(url, setup.publisher.path(), &["key", "rotate", "team/app", "snapshot", "--local"], &env));
+    ok(signet_tests::cli::signet_with(url, setup.publisher.path(), &["sign", "team/app:v2", "--digest", DIGEST, "--size", "10"], &env));
+    ok(signet(url, home.path(), &["lookup", "team/app:v2"]));
+    let snapshot_key = reqwest::get(format!("{url}/v2/docker.io/team/app/_trust/tuf/snapshot.key")).await.unwrap();
+    assert_eq!(snapshot_key.status(), 404, "the server holds no snapshot key while the client does");
+
+    ok(signet_tests::cli::signet_with(url, setup.publisher.path(), &["key", "rotate", "team/app", "snapshot"], &env));
+    ok(signet(url, setup.publisher.path(), &["sign", "team/app:v3", "--digest", DIGEST, "--size", "10"]));
+    ok(signet(url, home.path(), &["lookup", "team/app:v3"]));
+}

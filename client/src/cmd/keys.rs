@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde_json::json;
 use signet_client::keystore::KeyRole;
-use signet_client::publish::{apply_changes, default_lifetime, next_root};
+use signet_client::publish::{apply_changes, client_snapshot, default_lifetime, next_root};
 use signet_core::signing::{sign_metadata, KeyAlgorithm, SigningKey};
 use signet_core::{Gun, RoleName};
 
-use super::publish::listed_key_ids;
+use super::publish::{add_local_snapshot, listed_key_ids};
 use super::{parse_gun, CmdResult, Context, Failure, OutputFormat};
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +58,10 @@ pub enum KeyCommand {
         /// Use this encrypted PKCS#8 PEM key (root or targets) instead of generating one.
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
+        /// For snapshot: switch to a new key held by this client instead of the server. From then
+        /// on every publish signs and uploads the snapshot.
+        #[arg(long)]
+        local: bool,
     },
 }
 
@@ -68,7 +72,7 @@ fn parse_role(text: &str) -> Result<KeyRole, Failure> {
 pub async fn run(context: &Context, command: KeyCommand) -> CmdResult {
     let store = context.keystore()?;
     match command {
-        KeyCommand::Rotate { gun, role, key } => return rotate(context, &gun, &role, key).await,
+        KeyCommand::Rotate { gun, role, key, local } => return rotate(context, &gun, &role, key, local).await,
         KeyCommand::List => {
             let keys = store.list()?;
             match context.output {
@@ -120,7 +124,7 @@ pub async fn run(context: &Context, command: KeyCommand) -> CmdResult {
 
 /// Publishes root N+1 with a new key for `role`, signed by the current root keys (and by the
 /// new root key when the root key itself rotates).
-async fn rotate(context: &Context, gun: &str, role: &str, key_file: Option<PathBuf>) -> CmdResult {
+async fn rotate(context: &Context, gun: &str, role: &str, key_file: Option<PathBuf>, local: bool) -> CmdResult {
     let gun = parse_gun(gun)?;
     let mut updater = context.updater(&gun, None, false).await?;
     updater.refresh().await?;
@@ -129,7 +133,19 @@ async fn rotate(context: &Context, gun: &str, role: &str, key_file: Option<PathB
     let root_key = context.unlock(KeyRole::Root, &gun, &root_ids)?;
     let now = chrono::Utc::now();
 
+    if local && role != RoleName::SNAPSHOT {
+        return Err(Failure::usage(anyhow::anyhow!("--local applies to snapshot only; root and targets keys are always local and the server always signs timestamps")));
+    }
     let (new_key_id, parts) = match role {
+        RoleName::SNAPSHOT if local => {
+            let new_key = new_role_key(context, KeyRole::Snapshot, &gun, key_file)?;
+            let next = next_root(&current_root, RoleName::SNAPSHOT, &[(new_key.key_id().to_owned(), new_key.tuf_key().clone())], 1, now, default_lifetime());
+            let root_bytes = sign_metadata(&next, &[&root_key]).map_err(Failure::operational)?;
+            // The server no longer signs snapshots, so this upload carries the first one.
+            let snapshot = client_snapshot(updater.trusted(), &[], now).map_err(Failure::operational)?;
+            let snapshot_bytes = sign_metadata(&snapshot, &[&new_key]).map_err(Failure::operational)?;
+            (new_key.key_id().to_owned(), vec![(RoleName::ROOT.to_owned(), root_bytes), (RoleName::SNAPSHOT.to_owned(), snapshot_bytes)])
+        }
         RoleName::TIMESTAMP | RoleName::SNAPSHOT => {
             if key_file.is_some() {
                 return Err(Failure::usage(anyhow::anyhow!("--key applies to root and targets; the server creates {role} keys")));
@@ -151,7 +167,9 @@ async fn rotate(context: &Context, gun: &str, role: &str, key_file: Option<PathB
                 .ok_or_else(|| Failure::operational(anyhow::anyhow!("no trusted targets role for {gun}")))?;
             let targets = apply_changes(&current_targets, &[], now, default_lifetime());
             let targets_bytes = sign_metadata(&targets, &[&new_key]).map_err(Failure::operational)?;
-            (new_key.key_id().to_owned(), vec![(RoleName::ROOT.to_owned(), root_bytes), (RoleName::TARGETS.to_owned(), targets_bytes)])
+            let mut parts = vec![(RoleName::ROOT.to_owned(), root_bytes), (RoleName::TARGETS.to_owned(), targets_bytes.clone())];
+            add_local_snapshot(context, &gun, updater.trusted(), &targets_bytes, &mut parts)?;
+            (new_key.key_id().to_owned(), parts)
         }
         RoleName::ROOT => {
             let new_key = new_role_key(context, KeyRole::Root, &gun, key_file)?;

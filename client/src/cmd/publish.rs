@@ -187,14 +187,45 @@ async fn publish_staged(context: &Context, gun: &signet_core::Gun, expires: Opti
     updater.refresh().await?;
     let listed = listed_key_ids(updater.trusted(), RoleName::TARGETS);
     let targets_key = context.unlock(KeyRole::Targets, gun, &listed)?;
+    let snapshot_key = local_snapshot_key(context, gun, updater.trusted())?;
     let lifetime = expires.unwrap_or_else(default_lifetime);
-    let version = match publish_changes(&mut updater, &changes, &targets_key, lifetime).await {
+    let version = match publish_changes(&mut updater, &changes, &targets_key, snapshot_key.as_ref(), lifetime).await {
         Ok(version) => version,
         Err(signet_client::publish::PublishError::Update(error)) => return Err(error.into()),
         Err(error) => return Err(Failure::operational(error)),
     };
     state.reset().map_err(Failure::operational)?;
     eprintln!("published targets version {version} of {gun} ({} change(s))", changes.len());
+    Ok(())
+}
+
+/// Unlocks the local snapshot key when root lists one that this home holds; `None` when the
+/// server signs snapshots.
+pub fn local_snapshot_key(context: &Context, gun: &signet_core::Gun, trusted: &signet_core::trusted::TrustedSet) -> Result<Option<signet_core::signing::SigningKey>, Failure> {
+    let listed = listed_key_ids(trusted, RoleName::SNAPSHOT);
+    let store = context.keystore()?;
+    let held = store.list()?.into_iter().any(|info| info.role == KeyRole::Snapshot && listed.contains(&info.key_id));
+    if !held {
+        return Ok(None);
+    }
+    Ok(Some(context.unlock(KeyRole::Snapshot, gun, &listed)?))
+}
+
+/// Adds a snapshot signed by the local snapshot key to `parts` when the client holds the
+/// repository's snapshot key; `targets_bytes` is the new top-level targets file.
+pub fn add_local_snapshot(
+    context: &Context,
+    gun: &signet_core::Gun,
+    trusted: &signet_core::trusted::TrustedSet,
+    targets_bytes: &[u8],
+    parts: &mut Vec<(String, Vec<u8>)>,
+) -> CmdResult {
+    let Some(snapshot_key) = local_snapshot_key(context, gun, trusted)? else {
+        return Ok(());
+    };
+    let snapshot = signet_client::publish::client_snapshot(trusted, &[(RoleName::targets(), targets_bytes)], chrono::Utc::now())
+        .map_err(Failure::operational)?;
+    parts.push((RoleName::SNAPSHOT.to_owned(), sign_metadata(&snapshot, &[&snapshot_key]).map_err(Failure::operational)?));
     Ok(())
 }
 
@@ -294,7 +325,11 @@ pub async fn resign(context: &Context, args: ResignArgs) -> CmdResult {
         }
         other => return Err(Failure::usage(anyhow::anyhow!("cannot re-sign {other:?}: the client signs root and targets; the server re-signs snapshot and timestamp"))),
     };
-    updater.remote().upload(vec![(role.to_owned(), bytes)]).await.map_err(Failure::operational)?;
+    let mut parts = vec![(role.to_owned(), bytes.clone())];
+    if role == RoleName::TARGETS {
+        add_local_snapshot(context, &gun, updater.trusted(), &bytes, &mut parts)?;
+    }
+    updater.remote().upload(parts).await.map_err(Failure::operational)?;
     eprintln!("re-signed {role} of {gun} as version {version}, expiring in {} days", lifetime.num_days());
     Ok(())
 }
