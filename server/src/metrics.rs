@@ -93,3 +93,13 @@ impl Metrics {
         out
     }
 }
+
+/// Appends the expiry of each current role, as Unix seconds, labelled by repository and role.
+pub fn render_expiries(out: &mut String, expiries: &[(String, String, chrono::DateTime<chrono::Utc>)]) {
+    let _ = writeln!(out, "# HELP signet_metadata_expires_timestamp_seconds Expiry of the current version of each role, per repository.");
+    let _ = writeln!(out, "# TYPE signet_metadata_expires_timestamp_seconds gauge");
+    for (gun, role, expires) in expiries {
+        // Repository and role names are validated to characters that need no label escaping.
+        let _ = writeln!(out, "signet_metadata_expires_timestamp_seconds{{gun=\"{gun}\",role=\"{role}\"}} {}", expires.timestamp());
+    }
+}

@@ -244,3 +244,38 @@ async fn snapshot_key_moves_to_client_and_back() {
     ok(signet(url, setup.publisher.path(), &["sign", "team/app:v3", "--digest", DIGEST, "--size", "10"]));
     ok(signet(url, home.path(), &["lookup", "team/app:v3"]));
 }
+
+#[tokio::test]
+async fn server_reports_role_expiry() {
+    let setup = setup().await;
+    let url = &setup.server.base_url;
+    ok(signet(url, setup.publisher.path(), &["sign", "team/app:v2", "--digest", DIGEST, "--size", "10", "--expires", "3d"]));
+
+    let metrics = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
+    let line = metrics
+        .lines()
+        .find(|line| line.starts_with("signet_metadata_expires_timestamp_seconds{gun=\"docker.io/team/app\",role=\"targets\"}"))
+        .unwrap_or_else(|| panic!("no targets expiry in:\n{metrics}"));
+    let expires: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let in_three_days = chrono::Utc::now().timestamp() + 3 * 86_400;
+    assert!((expires - in_three_days).abs() < 120, "{line}");
+    assert!(metrics.contains("role=\"timestamp\""), "{metrics}");
+}
+
+#[tokio::test]
+async fn server_logs_expiring_client_roles() {
+    let db = fresh_database().await.unwrap();
+    let server = ServerProcess::start(&db, &["--resign-interval", "1s"]).unwrap();
+    let publisher = tempfile::tempdir().unwrap();
+    let url = &server.base_url;
+    ok(signet(url, publisher.path(), &["init", "team/app", "--expires", "5d"]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !server.logs().contains("client-held role expires soon") {
+        assert!(std::time::Instant::now() < deadline, "no expiry warning in:\n{}", server.logs());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    // One warning per role version, not one per pass.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let warnings = server.logs().matches("client-held role expires soon").count();
+    assert_eq!(warnings, 2, "root and targets, once each:\n{}", server.logs());
+}

@@ -115,3 +115,16 @@ pub async fn prune(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<u64, sqlx::Er
     .await?;
     Ok(result.rows_affected())
 }
+
+/// Expiry of the current version of every role of every repository, as (gun, role, expires),
+/// at most `limit` rows.
+pub async fn current_expiries(pool: &PgPool, limit: i64) -> Result<Vec<(String, String, DateTime<Utc>)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT gun, role, expires FROM (SELECT DISTINCT ON (gun, role) gun, role, expires FROM tuf_files \
+         ORDER BY gun, role, version DESC) current ORDER BY expires LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(|row| Ok((row.try_get("gun")?, row.try_get("role")?, row.try_get("expires")?))).collect()
+}

@@ -28,9 +28,19 @@ pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, 
     }
 }
 
+/// Upper bound on repository and role pairs reported in the expiry metric, soonest first.
+const MAX_EXPIRY_SERIES: i64 = 10_000;
+
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let up = database_up(&state).await;
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(up))
+    let mut body = state.metrics.render(up);
+    if up {
+        match crate::db::tuf_files::current_expiries(&state.pool, MAX_EXPIRY_SERIES).await {
+            Ok(expiries) => crate::metrics::render_expiries(&mut body, &expiries),
+            Err(error) => tracing::warn!(error = %error, "failed to read expiries for metrics"),
+        }
+    }
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 async fn database_up(state: &AppState) -> bool {
