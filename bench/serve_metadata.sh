@@ -22,8 +22,9 @@
 # Before each wrk run the script waits until the CPUs are at least
 # MIN_IDLE_PERCENT idle for 2 s, at most QUIET_TIMEOUT seconds, because other
 # work on the machine lowers both servers' numbers. The report lists the idle
-# percentage it measured before each run, and the CPU time each server and
-# PostgreSQL used per request, which other load changes less than requests/s.
+# percentage it measured before each run, the CPU time per request of each
+# server and of PostgreSQL, and the PostgreSQL transactions (reads that missed
+# signet-server's cache) during each signet run.
 #
 # signet-server inherits the environment, so SIGNET_* variables and RUST_LOG
 # change its settings. Leave them unset to measure the defaults.
@@ -64,6 +65,9 @@ GUN=registry.example.com/bench/app
 TAG_COUNT=1000
 # Seconds to wait for a server to accept requests after it starts.
 START_TIMEOUT=30
+# Seconds to wait after a signet run until PostgreSQL's statistics include
+# every transaction of the run (see run_wrk).
+STATS_FLUSH_WAIT=11
 # Thresholds that the Targets section of the report checks (see the header).
 MIN_RPS_RATIO=0.5
 MAX_P99_RATIO=2.0
@@ -322,31 +326,58 @@ database_transactions() {
         "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'signet'"
 }
 
+# Prints the busy CPU time of the whole machine in clock ticks: the user,
+# nice, system, irq and softirq fields of /proc/stat.
+machine_busy_ticks() {
+    awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat
+}
+
 # Runs one wrk load and stores wrk's RESULT line in RESULTS[server,file,connections].
 # The stored line also has the CPU idle percentage before the run, the CPU
-# ticks that SERVER_PID and PostgreSQL used during the run, and the number of
-# database transactions during the run.
+# ticks that SERVER_PID, PostgreSQL and other processes used during the run,
+# and the number of database transactions during the run.
 declare -A RESULTS
 run_wrk() {
     local server=$1 port=$2 server_pid=$3 file=$4 connections=$5
     local url=http://127.0.0.1:$port/v2/$GUN/_trust/tuf/$file
     local output=$WORK_DIR/wrk/$server-$file-c$connections.txt
-    local idle server_ticks postgres_ticks transactions result
+    local times_file=$WORK_DIR/wrk/$server-$file-c$connections.times
+    local idle server_ticks postgres_ticks busy_ticks transactions wrk_ticks other_ticks result
+
     idle=$(wait_for_quiet)
     server_ticks=$(cpu_ticks "$server_pid")
     postgres_ticks=$(cpu_ticks "$POSTMASTER_PID")
     transactions=$(database_transactions)
+    busy_ticks=$(machine_busy_ticks)
+
     log "wrk -t$WRK_THREADS -c$connections -d$DURATION --latency $url (CPU $idle% idle before)"
-    wrk -t"$WRK_THREADS" -c"$connections" -d"$DURATION" --latency -s "$BENCH_DIR/wrk_summary.lua" "$url" >"$output"
+    # Bash's time keyword writes wrk's user and system CPU seconds to times_file.
+    local TIMEFORMAT='%3U %3S'
+    { time wrk -t"$WRK_THREADS" -c"$connections" -d"$DURATION" --latency -s "$BENCH_DIR/wrk_summary.lua" "$url" \
+        >"$output"; } 2>"$times_file"
+
+    busy_ticks=$(($(machine_busy_ticks) - busy_ticks))
     server_ticks=$(($(cpu_ticks "$server_pid") - server_ticks))
     postgres_ticks=$(($(cpu_ticks "$POSTMASTER_PID") - postgres_ticks))
-    # PostgreSQL 15 backends report their transaction counts to the
-    # statistics at most once a second, so wait before reading them.
-    sleep 2
+    wrk_ticks=$(awk -v hz="$CLOCK_TICKS" 'END {printf "%.0f", ($1 + $2) * hz}' "$times_file")
+    # The rest of the busy time went to other processes and to kernel work
+    # that no process is charged for, such as some loopback network processing.
+    other_ticks=$((busy_ticks - server_ticks - postgres_ticks - wrk_ticks))
+
+    if [[ $server == signet ]]; then
+        # A PostgreSQL backend publishes its transaction counts at most once a
+        # second, and a backend that turned idle within that second publishes
+        # them 10 s later (PGSTAT_MIN_INTERVAL and PGSTAT_IDLE_INTERVAL in
+        # pgstat.c of PostgreSQL 15 and later), so wait before reading them.
+        sleep "$STATS_FLUSH_WAIT"
+    fi
     # Subtract the query of the first database_transactions call.
     transactions=$(($(database_transactions) - transactions - 1))
+
     result=$(grep '^RESULT ' "$output") || fail "wrk printed no RESULT line; see $output"
-    RESULTS[$server,$file,$connections]="$result idle_before=$idle server_ticks=$server_ticks postgres_ticks=$postgres_ticks transactions=$transactions"
+    RESULTS[$server,$file,$connections]="$result idle_before=$idle server_ticks=$server_ticks"
+    RESULTS[$server,$file,$connections]+=" postgres_ticks=$postgres_ticks wrk_ticks=$wrk_ticks other_ticks=$other_ticks"
+    RESULTS[$server,$file,$connections]+=" transactions=$transactions"
 }
 
 # Prints the value of KEY from a RESULT line such as "RESULT requests=10 rps=5.0".
@@ -369,7 +400,7 @@ print_machine() {
     echo "- CPU: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
     echo "- Memory: $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
     echo "- Kernel: $(uname -sr)"
-    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Runs started: $RUNS_STARTED"
     echo "- Load average before the runs: $LOAD_BEFORE"
     echo "- Load average after the runs: $(cut -d ' ' -f 1-3 /proc/loadavg)"
     echo "- signet-server: $SERVER_SOURCE"
@@ -414,22 +445,46 @@ cpu_per_request_us() {
         'BEGIN {printf "%.1f", (requests > 0) ? ticks * 1e6 / hz / requests : 0}'
 }
 
+# Prints ticks from a stored result as CPU seconds.
+ticks_to_seconds() {
+    local line=$1 ticks_key=$2
+    awk -v ticks="$(field "$line" "$ticks_key")" -v hz="$CLOCK_TICKS" 'BEGIN {printf "%.1f", ticks / hz}'
+}
+
 print_cpu() {
-    local file connections nginx signet
+    local file connections server line
     echo "CPU time per request in microseconds, from utime + stime in /proc ($CLOCK_TICKS ticks per second)."
-    echo "The server columns count the server's own processes, and the PostgreSQL columns count PostgreSQL"
-    echo "during the signet run: its CPU time and its transactions (one per read that missed signet's cache)."
-    echo "The idle columns give the machine's CPU idle percentage in the 2 seconds before each run."
+    echo "The PostgreSQL columns cover the signet run: PostgreSQL's CPU time per signet request, and its"
+    echo "transactions, one for each read that missed signet-server's in-memory cache."
     echo
-    echo "| file | connections | nginx CPU/req | signet CPU/req | PostgreSQL CPU/req | PostgreSQL transactions | idle before nginx run | idle before signet run |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+
+    echo "| file | connections | nginx CPU/req | signet CPU/req | PostgreSQL CPU/req | PostgreSQL transactions |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
     for file in "${FILES[@]}"; do
         for connections in "${CONNECTION_COUNTS[@]}"; do
-            nginx=${RESULTS[nginx,$file,$connections]}
-            signet=${RESULTS[signet,$file,$connections]}
-            echo "| $file | $connections | $(cpu_per_request_us "$nginx" server_ticks) |" \
-                "$(cpu_per_request_us "$signet" server_ticks) | $(cpu_per_request_us "$signet" postgres_ticks) |" \
-                "$(field "$signet" transactions) | $(field "$nginx" idle_before)% | $(field "$signet" idle_before)% |"
+            echo "| $file | $connections | $(cpu_per_request_us "${RESULTS[nginx,$file,$connections]}" server_ticks) |" \
+                "$(cpu_per_request_us "${RESULTS[signet,$file,$connections]}" server_ticks) |" \
+                "$(cpu_per_request_us "${RESULTS[signet,$file,$connections]}" postgres_ticks) |" \
+                "$(field "${RESULTS[signet,$file,$connections]}" transactions) |"
+        done
+    done
+    echo
+
+    echo "CPU seconds used during each run (2 cores, so at most 2 s per second of the run). \"other\" is"
+    echo "the machine's busy time minus wrk, the server under load and PostgreSQL: other processes and"
+    echo "kernel work that no process is charged for. Idle is the machine's CPU idle percentage in the"
+    echo "2 seconds before the run."
+    echo
+    echo "| server | file | connections | idle before | wrk | server | PostgreSQL | other |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for file in "${FILES[@]}"; do
+        for connections in "${CONNECTION_COUNTS[@]}"; do
+            for server in nginx signet; do
+                line=${RESULTS[$server,$file,$connections]}
+                echo "| $server | $file | $connections | $(field "$line" idle_before)% |" \
+                    "$(ticks_to_seconds "$line" wrk_ticks) | $(ticks_to_seconds "$line" server_ticks) |" \
+                    "$(ticks_to_seconds "$line" postgres_ticks) | $(ticks_to_seconds "$line" other_ticks) |"
+            done
         done
     done
     echo
@@ -500,6 +555,7 @@ main() {
     start_nginx
 
     LOAD_BEFORE=$(cut -d ' ' -f 1-3 /proc/loadavg)
+    RUNS_STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
     RSS_BEFORE_KB=$(vm_hwm_kb)
     local file connections
     for file in "${FILES[@]}"; do

@@ -42,11 +42,14 @@ struct Entries {
 pub struct MetadataCache {
     ttl: Duration,
     entries: RwLock<Entries>,
+    /// One lock per (repository, role) being refilled, so concurrent misses wait for one database
+    /// read instead of each running their own.
+    refills: std::sync::Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl MetadataCache {
     pub fn new(ttl: Duration) -> MetadataCache {
-        MetadataCache { ttl, entries: RwLock::new(Entries::default()) }
+        MetadataCache { ttl, entries: RwLock::new(Entries::default()), refills: std::sync::Mutex::new(HashMap::new()) }
     }
 
     /// A fresh entry, if any.
@@ -78,6 +81,22 @@ impl MetadataCache {
                 file
             }
         }
+    }
+
+    /// False when the time to live is zero and every request reads the database.
+    pub fn is_enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
+    /// Returns the lock that serializes refills of one (repository, role) entry. A caller that
+    /// missed the cache takes it, checks the cache again, and only then reads the database.
+    pub fn refill_lock(&self, gun: &str, role: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut refills = self.refills.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if refills.len() >= MAX_ENTRIES {
+            // Locks nobody holds are dropped; held ones stay shared through their Arc.
+            refills.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        refills.entry((gun.to_owned(), role.to_owned())).or_default().clone()
     }
 
     /// Marks a repository's entries stale after a publish in this process. The entries stay as

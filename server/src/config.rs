@@ -151,6 +151,10 @@ impl FromStr for HumanDuration {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let invalid = || format!("invalid duration {text:?}; write a number and a unit: ms, s, m, h or d (for example 30s, 15m, 7d)");
+        // Zero needs no unit.
+        if text == "0" {
+            return Ok(HumanDuration(Duration::ZERO));
+        }
         let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
         let (number, unit) = text.split_at(split);
         let number: u64 = number.parse().map_err(|_| invalid())?;
@@ -290,6 +294,7 @@ mod tests {
         assert_eq!("15m".parse::<HumanDuration>().unwrap().0, Duration::from_secs(900));
         assert_eq!("7d".parse::<HumanDuration>().unwrap().0, Duration::from_secs(7 * 86400));
         assert_eq!("100ms".parse::<HumanDuration>().unwrap().0, Duration::from_millis(100));
+        assert_eq!("0".parse::<HumanDuration>().unwrap().0, Duration::ZERO);
         for bad in ["", "s", "10", "10x", "-1s", "1.5h", "99999999999999999999d"] {
             assert!(bad.parse::<HumanDuration>().is_err(), "{bad}");
         }

@@ -133,11 +133,23 @@ async fn get_current(state: &AppState, gun: &Gun, role: &RoleName, headers: &Hea
     let file = match state.cache.get(gun.as_str(), role.as_str()) {
         Some(file) => file,
         None => {
-            let started = Instant::now();
-            let stored = tuf_files::current(&state.pool, gun.as_str(), role.as_str()).await?;
-            let stored = stored.ok_or_else(|| not_found(gun, role))?;
-            let file = CachedFile::new(stored.version, stored.sha256, Bytes::from(stored.data), started);
-            state.cache.put(gun.as_str(), role.as_str(), file)
+            // Concurrent misses of one entry share a single database read. Without a cache every
+            // request reads the database on its own.
+            let lock = state.cache.is_enabled().then(|| state.cache.refill_lock(gun.as_str(), role.as_str()));
+            let _refilling = match &lock {
+                Some(lock) => Some(lock.lock().await),
+                None => None,
+            };
+            match state.cache.get(gun.as_str(), role.as_str()) {
+                Some(file) => file,
+                None => {
+                    let started = Instant::now();
+                    let stored = tuf_files::current(&state.pool, gun.as_str(), role.as_str()).await?;
+                    let stored = stored.ok_or_else(|| not_found(gun, role))?;
+                    let file = CachedFile::new(stored.version, stored.sha256, Bytes::from(stored.data), started);
+                    state.cache.put(gun.as_str(), role.as_str(), file)
+                }
+            }
         }
     };
     let cache_control = format!("public, max-age={}", state.config.current_max_age.as_secs());
