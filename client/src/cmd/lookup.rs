@@ -12,10 +12,10 @@ use super::{parse_gun, parse_tagged, CmdResult, Context, Failure, OutputFormat};
 
 #[derive(Debug, Args)]
 pub struct TrustArgs {
-    /// Trust this root file for this command instead of the stored trusted root.
+    /// Make this root file the trusted root before verifying, as `signet trust import` does.
     #[arg(long, value_name = "FILE")]
     root: Option<PathBuf>,
-    /// Trust the root the server sends now when none is stored (warns; unsafe on first contact).
+    /// Trust and store the root the server sends now when none is stored (warns every time).
     #[arg(long)]
     trust_on_first_use: bool,
 }
