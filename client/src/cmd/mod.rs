@@ -198,6 +198,9 @@ impl Context {
         let root = if let Some(path) = root_file {
             Some(std::fs::read(path).map_err(|e| Failure::usage(anyhow::Error::new(e).context(format!("failed to read root file {}", path.display()))))?)
         } else if state.has_trusted_root() {
+            if trust_on_first_use {
+                eprintln!("warning: --trust-on-first-use has no effect: a trusted root for {gun} is already stored");
+            }
             None
         } else if trust_on_first_use {
             eprintln!("warning: --trust-on-first-use: trusting the root the server sends now for {gun}; an attacker who controls the server or the network at this moment controls what you trust");
