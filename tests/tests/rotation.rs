@@ -119,6 +119,12 @@ async fn pending_server_key_survives_restart() {
     let pending: Value = client.post(&rotate_url).send().await.unwrap().json().await.unwrap();
     let again: Value = client.post(&rotate_url).send().await.unwrap().json().await.unwrap();
     assert_eq!(pending, again, "a second rotation request returns the same pending key");
+
+    // Until a root lists the pending key, the server signs with the current one, which the
+    // trusted root lists.
+    ok(signet(&server.base_url, publisher.path(), &["sign", "team/app:before", "--digest", DIGEST, "--size", "10"]));
+    let consumer = tempfile::tempdir().unwrap();
+    ok(signet(&server.base_url, consumer.path(), &["lookup", "team/app:before", "--trust-on-first-use"]));
     assert!(server.stop().unwrap().success());
 
     let server = ServerProcess::start(&db, &[]).unwrap();
