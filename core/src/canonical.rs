@@ -64,16 +64,19 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalErro
         }
         Value::Object(map) => {
             // Sorted explicitly: serde_json's map order depends on its `preserve_order` feature.
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            // A map that iterates in order already (the default) is written without sorting.
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            if !entries.windows(2).all(|pair| pair[0].0.as_bytes() < pair[1].0.as_bytes()) {
+                entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            }
             out.push(b'{');
-            for (i, key) in keys.into_iter().enumerate() {
+            for (i, (key, value)) in entries.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
                 write_string(key, out)?;
                 out.push(b':');
-                write_canonical(&map[key.as_str()], out)?;
+                write_canonical(value, out)?;
             }
             out.push(b'}');
         }
@@ -86,11 +89,16 @@ fn write_string(s: &str, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
         return Err(CanonicalError::NotNfc(s.to_owned()));
     }
     out.push(b'"');
-    for byte in s.bytes() {
-        if byte == b'"' || byte == b'\\' {
-            out.push(b'\\');
+    let bytes = s.as_bytes();
+    if !bytes.iter().any(|&b| b == b'"' || b == b'\\') {
+        out.extend_from_slice(bytes);
+    } else {
+        for &byte in bytes {
+            if byte == b'"' || byte == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(byte);
         }
-        out.push(byte);
     }
     out.push(b'"');
     Ok(())
@@ -171,10 +179,14 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
             let Strict(value) = access.next_value()?;
-            if map.contains_key(&key) {
-                return Err(de::Error::custom(format_args!("duplicate object key {key:?}")));
+            match map.entry(key) {
+                serde_json::map::Entry::Vacant(entry) => {
+                    entry.insert(value);
+                }
+                serde_json::map::Entry::Occupied(entry) => {
+                    return Err(de::Error::custom(format_args!("duplicate object key {:?}", entry.key())));
+                }
             }
-            map.insert(key, value);
         }
         Ok(Strict(Value::Object(map)))
     }
