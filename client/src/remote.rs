@@ -74,6 +74,9 @@ impl Remote {
         if !response.status().is_success() {
             return Err(status_error(url, response).await);
         }
+        if response.content_length().is_some_and(|length| length > limit) {
+            return Err(RemoteError::TooLarge { file: url.to_owned(), limit });
+        }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|source| RemoteError::Unreachable { url: url.to_owned(), source })? {
             if body.len() as u64 + chunk.len() as u64 > limit {
@@ -91,25 +94,7 @@ impl Remote {
 
     /// Downloads a metadata file of at most `limit` bytes. Returns `None` on 404.
     pub async fn fetch(&self, file: &str, limit: u64) -> Result<Option<Vec<u8>>, RemoteError> {
-        let url = self.url(file);
-        let mut response = self.http.get(&url).send().await.map_err(|source| RemoteError::Unreachable { url: url.clone(), source })?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !response.status().is_success() {
-            return Err(status_error(file, response).await);
-        }
-        if response.content_length().is_some_and(|length| length > limit) {
-            return Err(RemoteError::TooLarge { file: file.to_owned(), limit });
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|source| RemoteError::Unreachable { url: url.clone(), source })? {
-            if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(RemoteError::TooLarge { file: file.to_owned(), limit });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Some(body))
+        self.fetch_url(&self.url(file), limit).await
     }
 
     /// Fetches a server-held public key (`timestamp` or `snapshot`).
