@@ -17,7 +17,7 @@ pub const MAX_ATTEMPTS: usize = 8;
 /// Default lifetime of client-signed roles (root and targets), in days.
 pub const DEFAULT_LIFETIME_DAYS: i64 = 365;
 
-/// The default lifetime of client-signed roles.
+/// Returns the default lifetime of client-signed roles.
 pub fn default_lifetime() -> Duration {
     Duration::days(DEFAULT_LIFETIME_DAYS)
 }
@@ -39,7 +39,7 @@ pub fn parse_lifetime(text: &str) -> Result<Duration, String> {
     Ok(Duration::seconds(seconds))
 }
 
-/// Why a publish failed.
+/// Error for a failed publish.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error(transparent)]
@@ -124,7 +124,7 @@ pub fn next_root(current: &Value, role: &str, keys: &[(String, Value)], threshol
     next
 }
 
-/// Lifetime of snapshots the client signs when it holds the snapshot key, in days.
+/// Lifetime of snapshots the client signs when it has the snapshot key, in days.
 pub const CLIENT_SNAPSHOT_LIFETIME_DAYS: i64 = 30;
 
 /// `signed` of the next snapshot for a client-held snapshot key: the trusted snapshot's entries,

@@ -8,7 +8,7 @@ use std::fmt;
 
 use signet_core::{Gun, NameError};
 
-/// Why a reference could not be parsed.
+/// Error for an image reference that could not be parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReferenceError {
     #[error(transparent)]
@@ -40,7 +40,7 @@ impl Digest {
         Digest::parse(&format!("sha256:{}", hex.to_ascii_lowercase()))
     }
 
-    /// The 64 hex characters without the `sha256:` prefix.
+    /// Returns the 64 hex characters without the `sha256:` prefix.
     pub fn hex(&self) -> &str {
         &self.0["sha256:".len()..]
     }

@@ -28,7 +28,7 @@ pub enum Change {
     Remove { tag: String },
 }
 
-/// Why local state could not be read or written.
+/// Error for local state that could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[error("failed to {action} {}", path.display())]
 pub struct StateError {

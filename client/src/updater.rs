@@ -34,7 +34,7 @@ impl Default for Limits {
     }
 }
 
-/// Why an update failed. [`UpdateError::is_untrusted`] separates verification failures from
+/// Error for a failed update. [`UpdateError::is_untrusted`] separates verification failures from
 /// operational ones.
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
@@ -64,7 +64,7 @@ impl UpdateError {
 /// Characters escaped in role names used as file names and URL segments.
 const ROLE_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
 
-/// A role name as it appears in a file name or URL: `targets/releases` becomes `targets%2Freleases`.
+/// Encodes a role name for a file name or URL: `targets/releases` becomes `targets%2Freleases`.
 pub fn encode_role(role: &RoleName) -> String {
     utf8_percent_encode(role.as_str(), ROLE_ESCAPES).to_string()
 }

@@ -12,7 +12,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
-/// Why a document could not be parsed or canonicalized.
+/// Error for a document that could not be parsed or canonicalized.
 #[derive(Debug, thiserror::Error)]
 pub enum CanonicalError {
     #[error("invalid JSON: {0}")]

@@ -31,7 +31,7 @@ pub enum RoleType {
 }
 
 impl RoleType {
-    /// The `_type` value this role type carries.
+    /// Returns the `_type` value of this role type.
     pub fn type_name(self) -> &'static str {
         match self {
             RoleType::Root => "root",
@@ -41,7 +41,7 @@ impl RoleType {
         }
     }
 
-    /// The role type of a role name: delegated roles are targets roles.
+    /// Returns the role type of a role name. Delegated roles are targets roles.
     pub fn of(role: &RoleName) -> RoleType {
         match role.as_str() {
             RoleName::ROOT => RoleType::Root,
@@ -52,7 +52,7 @@ impl RoleType {
     }
 }
 
-/// Why a metadata document is malformed.
+/// Error for a malformed metadata document.
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
     #[error(transparent)]
@@ -262,7 +262,7 @@ impl CheckedRoot {
         Ok(CheckedRoot { root, keys })
     }
 
-    /// The key ids and threshold root defines for a top-level role.
+    /// Returns the key ids and threshold that root defines for a top-level role.
     pub fn role(&self, role: &str) -> Option<&RoleKeys> {
         self.root.roles.get(role)
     }

@@ -9,7 +9,7 @@ pub const MAX_GUN_LEN: usize = 255;
 /// Maximum length of a delegated role name in bytes.
 pub const MAX_ROLE_NAME_LEN: usize = 255;
 
-/// Why a name was rejected. Messages state the rule so a caller can fix the name.
+/// Error for a rejected name. Messages state the rule so a caller can fix the name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     #[error("invalid repository name {name:?}: {reason}. A repository name is an OCI repository name with an optional registry host and port, such as registry.example.com:5000/team/app: lowercase path components of [a-z0-9] separated by '.', '_', '__' or '-', joined by '/', at most 255 bytes")]
@@ -183,7 +183,7 @@ impl RoleName {
         !matches!(self.0.as_str(), Self::ROOT | Self::TARGETS | Self::SNAPSHOT | Self::TIMESTAMP)
     }
 
-    /// The file name this role has in snapshot `meta`, such as `targets.json`.
+    /// Returns the file name of this role in snapshot `meta`, such as `targets.json`.
     pub fn meta_file_name(&self) -> String {
         format!("{}.json", self.0)
     }

@@ -17,7 +17,7 @@ use crate::trusted::TrustedSet;
 /// clients. python-tuf uses the same default.
 pub const MAX_DELEGATIONS: usize = 32;
 
-/// What the caller must do next.
+/// Next step of a search for the caller.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SearchStep {
     /// Download and verify `role`, delegated by `delegator`, then call `next` again.

@@ -101,7 +101,7 @@ impl SigningKey {
         Ok(SigningKey { pair, tuf_key, key_id })
     }
 
-    /// The TUF key object: `keytype`, `scheme` and `keyval.public`, nothing else.
+    /// Returns the TUF key object: `keytype`, `scheme` and `keyval.public`, nothing else.
     pub fn tuf_key(&self) -> &Value {
         &self.tuf_key
     }

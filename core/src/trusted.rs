@@ -4,7 +4,7 @@
 //! A caller downloads files and hands their bytes to the `update_*` methods in workflow order:
 //! root versions one at a time, then timestamp, snapshot, top-level targets and delegated
 //! targets roles as the target search needs them. Each method accepts the file only if every
-//! check of its step passes, so the set never holds metadata that failed verification. Expiry
+//! check of its step passes, so the set never contains metadata that failed verification. Expiry
 //! is checked against one fixed update start time (5.1).
 
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ use crate::metadata::{format_expires, CheckedRoot, CheckedTargets, DelegatedRole
 use crate::names::RoleName;
 use crate::verify::{verify_threshold, ThresholdNotMet};
 
-/// Why a metadata file failed verification.
+/// Error for a metadata file that failed verification.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error("{role}: {source}")]
@@ -207,7 +207,7 @@ impl TrustedSet {
         Ok(())
     }
 
-    /// The snapshot entry of a targets role.
+    /// Returns the snapshot entry of a targets role.
     pub fn role_meta(&self, role: &RoleName) -> Result<MetaFile, VerifyError> {
         let snapshot = self.snapshot.as_ref().ok_or(VerifyError::OutOfOrder("snapshot"))?;
         let meta: Meta = snapshot.typed().map_err(|source| metadata_error(RoleName::SNAPSHOT, source))?;
@@ -250,7 +250,7 @@ impl TrustedSet {
         Ok(())
     }
 
-    /// The delegations of a loaded targets role, in priority order.
+    /// Returns the delegations of a loaded targets role, in priority order.
     pub fn delegations(&self, role: &RoleName) -> Vec<DelegatedRole> {
         self.targets.get(role).map(|(_, checked)| checked.delegated_roles.clone()).unwrap_or_default()
     }
@@ -312,7 +312,7 @@ mod tests {
     use chrono::Duration;
     use serde_json::json;
 
-    /// A set with root v1, timestamp, snapshot and targets at the given versions.
+    /// Builds a set with root v1, timestamp, snapshot and targets at the given versions.
     fn loaded(keys: &Keys, version: u64) -> (TrustedSet, Vec<u8>) {
         let mut set = TrustedSet::new(signed(&root(1, keys, later(365)), &keys.root), Utc::now()).unwrap();
         let targets_bytes = signed(&targets(version), &keys.targets);

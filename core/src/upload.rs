@@ -196,7 +196,7 @@ pub fn validate_upload(
     let snapshot_meta: BTreeMap<RoleName, FileInfo> =
         resulting.iter().map(|(role, document)| (role.clone(), FileInfo::of(document))).collect();
 
-    // Snapshot: signed by the server when it holds the key root names, otherwise by the client.
+    // Snapshot: signed by the server when it has the key that root names, otherwise by the client.
     let uploaded_snapshot = uploads.get(&RoleName::snapshot());
     let client_snapshot = if server_signs_snapshot {
         if uploaded_snapshot.is_some() {
@@ -284,11 +284,13 @@ fn static_role(role: &str) -> &'static str {
     }
 }
 
-fn held_role_keys(root: &CheckedRoot, role: &str, held: &BTreeSet<String>) -> Vec<String> {
+/// Returns the key ids that root lists for `role` and the server has, in root's order.
+pub fn held_role_keys(root: &CheckedRoot, role: &str, held: &BTreeSet<String>) -> Vec<String> {
     root.role(role).map(|definition| definition.keyids.iter().filter(|id| held.contains(*id)).cloned().collect()).unwrap_or_default()
 }
 
-fn meets_threshold(root: &CheckedRoot, role: &str, key_ids: &[String]) -> bool {
+/// Returns whether `key_ids` are enough signers for root's threshold of `role`.
+pub fn meets_threshold(root: &CheckedRoot, role: &str, key_ids: &[String]) -> bool {
     root.role(role).is_some_and(|definition| key_ids.len() as u64 >= definition.threshold)
 }
 

@@ -10,7 +10,7 @@ use crate::metadata::{Document, RoleKeys};
 #[error("{role} has {valid} valid signature(s) from {signer}, threshold is {threshold}")]
 pub struct ThresholdNotMet {
     pub role: String,
-    /// Which key set was checked, such as "root version 3" or "targets delegation".
+    /// Name of the key set that was checked, such as "root version 3" or "targets delegation".
     pub signer: String,
     pub valid: usize,
     pub threshold: u64,

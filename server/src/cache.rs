@@ -3,7 +3,7 @@
 //! Trade-off: with a time to live of T, a GET may return a version up to T older than the
 //! newest committed one, and other server processes see a publish at most T after it returned.
 //! A cached entry is only ever replaced by the same or a newer version, so one process never
-//! answers with an older version than it answered before. A time to live of 0 disables the
+//! serves an older version than it served before. A time to live of 0 disables the
 //! cache. The cache holds at most [`MAX_ENTRIES`] entries and is emptied when full.
 
 use std::collections::HashMap;
@@ -52,7 +52,7 @@ impl MetadataCache {
         MetadataCache { ttl, entries: RwLock::new(Entries::default()), refills: std::sync::Mutex::new(HashMap::new()) }
     }
 
-    /// A fresh entry, if any.
+    /// Returns the entry if it is fresh.
     pub fn get(&self, gun: &str, role: &str) -> Option<Arc<CachedFile>> {
         if self.ttl.is_zero() {
             return None;
@@ -93,7 +93,7 @@ impl MetadataCache {
     pub fn refill_lock(&self, gun: &str, role: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut refills = self.refills.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if refills.len() >= MAX_ENTRIES {
-            // Locks nobody holds are dropped; held ones stay shared through their Arc.
+            // Unused locks are dropped. Locks in use stay shared through their Arc.
             refills.retain(|_, lock| Arc::strong_count(lock) > 1);
         }
         refills.entry((gun.to_owned(), role.to_owned())).or_default().clone()

@@ -49,7 +49,7 @@ impl ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "the database is unreachable; retry later")
     }
 
-    /// An internal fault: logs `cause` once and hides it from the client.
+    /// Builds an internal fault: logs `cause` once and hides it from the client.
     pub fn internal(context: &str, cause: &dyn std::fmt::Display) -> ApiError {
         tracing::error!(error = %cause, "{context}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal server error")

@@ -5,13 +5,14 @@
 //! version, so two writers that read the same state collide on the unique (gun, role, version)
 //! constraint and exactly one commits; the other gets 409. No advisory locks are used.
 
-use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use signet_core::metadata::{CheckedRoot, RoleType};
 use signet_core::signing::{sign_metadata, KeyAlgorithm, SigningKey};
-use signet_core::upload::{snapshot_signed, timestamp_signed, validate_upload, FileInfo, HeldKeys, StoredRepository, UploadError};
+use signet_core::upload::{
+    held_role_keys, meets_threshold, snapshot_signed, timestamp_signed, validate_upload, FileInfo, HeldKeys, StoredRepository, UploadError,
+};
 use signet_core::{Document, Gun, RoleName};
 use sqlx::PgConnection;
 
@@ -74,7 +75,7 @@ pub async fn publish(state: &AppState, gun: &Gun, parts: Vec<(String, Vec<u8>)>)
     Ok(PublishOutcome { snapshot_version: snapshot.version, timestamp_version: timestamp.version })
 }
 
-/// Re-signs the timestamp, and the snapshot when the server holds its key and it passed half
+/// Re-signs the timestamp, and the snapshot when the server has its key and it passed half
 /// its lifetime. Returns false when there was nothing to do or another process did it first.
 pub async fn resign(state: &AppState, gun: &str) -> Result<bool, ApiError> {
     let now = Utc::now();
@@ -89,13 +90,9 @@ pub async fn resign(state: &AppState, gun: &str) -> Result<bool, ApiError> {
     let root = CheckedRoot::from_document(root).map_err(|e| ApiError::internal("stored root failed to parse", &e))?;
     let key_rows = server_keys::list(&mut tx, gun.as_str()).await?;
     let held = held_keys(&key_rows);
-    let listed_held = |role: &str, held: &BTreeSet<String>| -> Vec<String> {
-        root.role(role).map(|r| r.keyids.iter().filter(|id| held.contains(*id)).cloned().collect()).unwrap_or_default()
-    };
-    let timestamp_key_ids = listed_held(RoleName::TIMESTAMP, &held.timestamp);
-    let snapshot_key_ids = listed_held(RoleName::SNAPSHOT, &held.snapshot);
-    let server_signs_snapshot =
-        root.role(RoleName::SNAPSHOT).is_some_and(|r| !snapshot_key_ids.is_empty() && snapshot_key_ids.len() as u64 >= r.threshold);
+    let timestamp_key_ids = held_role_keys(&root, RoleName::TIMESTAMP, &held.timestamp);
+    let snapshot_key_ids = held_role_keys(&root, RoleName::SNAPSHOT, &held.snapshot);
+    let server_signs_snapshot = meets_threshold(&root, RoleName::SNAPSHOT, &snapshot_key_ids);
 
     let snapshot_due = snapshot.expires < expiry(now, state.config.snapshot_lifetime / 2);
     let timestamp_due = stored.timestamp.as_ref().is_none_or(|t| t.expires < expiry(now, state.config.timestamp_lifetime / 2));

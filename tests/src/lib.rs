@@ -72,7 +72,7 @@ impl TestCluster {
     }
 }
 
-/// The URL of the shared cluster's maintenance database, started on first use.
+/// Returns the URL of the shared cluster's maintenance database, starting the cluster on first use.
 fn shared_cluster_url() -> String {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| {
@@ -97,7 +97,7 @@ fn shared_cluster_url() -> String {
     .clone()
 }
 
-/// A fresh database in the shared cluster.
+/// Creates a fresh database in the shared cluster and returns its URL.
 pub async fn fresh_database() -> anyhow::Result<String> {
     let url = shared_cluster_url();
     create_database(&url).await
@@ -112,7 +112,7 @@ async fn create_database(maintenance_url: &str) -> anyhow::Result<String> {
     Ok(maintenance_url.replacen("/signet?", &format!("/{name}?"), 1))
 }
 
-/// A temporary directory the PostgreSQL user can enter when the tests run as root.
+/// Creates a temporary directory that the PostgreSQL user can enter when the tests run as root.
 pub fn world_readable_tempdir() -> anyhow::Result<tempfile::TempDir> {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::Builder::new().prefix("signet-test-").tempdir()?;

@@ -32,7 +32,7 @@ impl RoleSpec {
         RoleSpec { keys: keys.iter().map(|k| (k.key_id().to_owned(), k.tuf_key().clone())).collect(), threshold }
     }
 
-    /// A server-held key as returned by the `.key` endpoint.
+    /// Builds the definition of a server-held key as the `.key` endpoint returns it.
     pub fn server(key: &Value) -> RoleSpec {
         let id = signet_core::keys::key_id(key).expect("key id");
         RoleSpec { keys: vec![(id, key.clone())], threshold: 1 }

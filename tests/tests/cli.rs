@@ -167,7 +167,8 @@ async fn keys_listed_exported_and_deleted_remotely() {
     let value: serde_json::Value = serde_json::from_str(&keys.stdout).unwrap();
     let roles: Vec<&str> = value["keys"].as_array().unwrap().iter().map(|k| k["role"].as_str().unwrap()).collect();
     assert_eq!(roles.len(), 2, "{roles:?}");
-    assert!(roles.contains(&"root") && roles.contains(&"targets"), "{roles:?}");
+    assert!(roles.contains(&"root"), "{roles:?}");
+    assert!(roles.contains(&"targets"), "{roles:?}");
 
     let key_id = value["keys"][0]["key_id"].as_str().unwrap().to_owned();
     let pem = ok(signet(url, publisher.path(), &["key", "export", &key_id]));
@@ -175,8 +176,8 @@ async fn keys_listed_exported_and_deleted_remotely() {
     assert!(!keys.stdout.contains("PRIVATE"), "key list must not print private keys");
 
     ok(signet(url, publisher.path(), &["delete", "nginx", "--remote"]));
-    let gone = signet(url, consumer.path(), &["lookup", "nginx:1.13.9"]);
-    assert_ne!(gone.code, 0, "{}", gone.stderr);
+    let deleted = signet(url, consumer.path(), &["lookup", "nginx:1.13.9"]);
+    assert_ne!(deleted.code, 0, "{}", deleted.stderr);
 }
 
 async fn execute(database_url: &str, sql: &str) {

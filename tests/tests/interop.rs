@@ -6,7 +6,7 @@ use std::process::Command;
 
 use signet_tests::{fresh_database, ServerProcess};
 
-/// The Python with `tuf` installed: `SIGNET_TEST_PYTHON`, else the workspace's `.venv`, which
+/// Returns the Python that has `tuf` installed: `SIGNET_TEST_PYTHON`, else the workspace's `.venv`, which
 /// `.ci/run` creates.
 fn python() -> PathBuf {
     if let Ok(path) = std::env::var("SIGNET_TEST_PYTHON") {

@@ -190,7 +190,7 @@ async fn rotate(context: &Context, gun: &str, role: &str, key_file: Option<PathB
     Ok(())
 }
 
-/// A new local key for a rotation: generated, or imported from an encrypted PEM file.
+/// Creates the new local key of a rotation, generated or imported from an encrypted PEM file.
 fn new_role_key(context: &Context, role: KeyRole, gun: &Gun, key_file: Option<PathBuf>) -> Result<SigningKey, Failure> {
     let store = context.keystore()?;
     match key_file {

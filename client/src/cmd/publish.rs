@@ -211,7 +211,7 @@ pub fn local_snapshot_key(context: &Context, gun: &signet_core::Gun, trusted: &s
     Ok(Some(context.unlock(KeyRole::Snapshot, gun, &listed)?))
 }
 
-/// Adds a snapshot signed by the local snapshot key to `parts` when the client holds the
+/// Adds a snapshot signed by the local snapshot key to `parts` when the client has the
 /// repository's snapshot key; `targets_bytes` is the new top-level targets file.
 pub fn add_local_snapshot(
     context: &Context,

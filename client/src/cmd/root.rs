@@ -25,7 +25,7 @@ pub enum RootCommand {
     Edit {
         /// Repository (GUN).
         gun: String,
-        /// Where to write the next root.
+        /// Output file for the next root.
         #[arg(long, value_name = "FILE")]
         file: PathBuf,
         /// Role to change: root, targets, snapshot or timestamp [default: root].

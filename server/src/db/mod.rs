@@ -13,7 +13,7 @@ use sqlx::PgPool;
 /// Migrations embedded from the workspace's `migrations/` directory.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-/// Opens a pool lazily: the server starts, and answers 503, even while the database is down.
+/// Opens a pool lazily, so the server starts, and returns 503, even while the database is down.
 pub fn connect_lazy(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = url.parse()?;
     Ok(PgPoolOptions::new()

@@ -1,4 +1,4 @@
-//! `server_keys`: the timestamp and snapshot keys the server holds per repository.
+//! `server_keys`: the timestamp and snapshot keys the server keeps per repository.
 
 use sqlx::{PgConnection, Row};
 
@@ -14,7 +14,7 @@ pub struct ServerKeyRow {
     pub state: String,
 }
 
-/// Every key held for a repository.
+/// Lists every server key of a repository.
 pub async fn list(conn: &mut PgConnection, gun: &str) -> Result<Vec<ServerKeyRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT role, key_id, algorithm, public_key, encrypted_private, nonce, state FROM server_keys WHERE gun = $1 ORDER BY id",

@@ -110,7 +110,7 @@ fn parse_file_name(file: &str) -> ApiResult<Target> {
     if let Some(name) = file.strip_suffix(".key") {
         return match name {
             RoleName::TIMESTAMP | RoleName::SNAPSHOT => Ok(Target::Key(name.to_owned())),
-            _ => Err(ApiError::bad_request("INVALID_ROLE", format!("the server holds only timestamp and snapshot keys, not {name:?}"))),
+            _ => Err(ApiError::bad_request("INVALID_ROLE", format!("invalid key role {name:?}; the server has only timestamp and snapshot keys"))),
         };
     }
     let stem = file.strip_suffix(".json").ok_or_else(|| ApiError::not_found(format!("no such metadata file {file:?}")))?;
