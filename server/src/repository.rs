@@ -5,7 +5,6 @@
 //! version, so two writers that read the same state collide on the unique (gun, role, version)
 //! constraint and exactly one commits; the other gets 409. No advisory locks are used.
 
-
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use signet_core::metadata::{CheckedRoot, RoleType};
