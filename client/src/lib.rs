@@ -2,8 +2,10 @@
 
 pub mod keystore;
 pub mod passphrase;
+pub mod pin;
 pub mod publish;
 pub mod reference;
+pub mod registry;
 pub mod remote;
 pub mod state;
 pub mod updater;

@@ -1,0 +1,1 @@
+//! Finding and rewriting image references in Kubernetes manifests, Compose files and Dockerfiles.

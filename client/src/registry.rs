@@ -1,0 +1,1 @@
+//! Reading manifests from an OCI distribution registry.
