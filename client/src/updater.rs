@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use signet_core::index::TargetsIndex;
 use signet_core::metadata::{DelegatedRole, TargetFile};
 use signet_core::search::{SearchStep, TargetSearch, MAX_DELEGATIONS};
 use signet_core::trusted::{TimestampUpdate, TrustedSet, VerifyError};
@@ -100,14 +101,26 @@ impl MetadataDir {
 
     /// Writes a file atomically: a crash leaves the old or the new version, never a mix.
     pub fn write(&self, role: &RoleName, bytes: &[u8]) -> Result<(), UpdateError> {
-        let path = self.file(role);
-        let io = |action, source| UpdateError::Io { action, path: path.clone(), source };
-        std::fs::create_dir_all(&self.path).map_err(|e| io("create directory for", e))?;
-        let temporary = path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&temporary).map_err(|e| io("create", e))?;
-        file.write_all(bytes).map_err(|e| io("write", e))?;
-        file.sync_all().map_err(|e| io("sync", e))?;
-        std::fs::rename(&temporary, &path).map_err(|e| io("replace", e))
+        write_atomically(&self.file(role), bytes)
+    }
+
+    /// Returns the path of a targets role's index. Indexes are in the `index` subdirectory, so
+    /// the directory itself contains only metadata files.
+    fn index_file(&self, role: &RoleName) -> PathBuf {
+        self.path.join("index").join(format!("{}.index", encode_role(role)))
+    }
+
+    fn read_index(&self, role: &RoleName) -> Result<Option<Vec<u8>>, UpdateError> {
+        let path = self.index_file(role);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(UpdateError::Io { action: "read", path, source }),
+        }
+    }
+
+    fn write_index(&self, role: &RoleName, bytes: &[u8]) -> Result<(), UpdateError> {
+        write_atomically(&self.index_file(role), bytes)
     }
 
     pub fn remove(&self, role: &RoleName) -> Result<(), UpdateError> {
@@ -120,12 +133,27 @@ impl MetadataDir {
     }
 }
 
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), UpdateError> {
+    let io = |action, source| UpdateError::Io { action, path: path.to_owned(), source };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io("create directory for", e))?;
+    }
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let mut file = std::fs::File::create(&temporary).map_err(|e| io("create", e))?;
+    file.write_all(bytes).map_err(|e| io("write", e))?;
+    file.sync_all().map_err(|e| io("sync", e))?;
+    std::fs::rename(&temporary, path).map_err(|e| io("replace", e))
+}
+
 /// A client for one repository.
 pub struct Updater {
     remote: Remote,
     dir: MetadataDir,
     set: TrustedSet,
     limits: Limits,
+    use_index: bool,
 }
 
 impl Updater {
@@ -138,7 +166,16 @@ impl Updater {
         };
         let set = TrustedSet::new(root.clone(), now)?;
         dir.write(&RoleName::root(), &root)?;
-        Ok(Updater { remote, dir, set, limits: Limits::default() })
+        Ok(Updater { remote, dir, set, limits: Limits::default(), use_index: false })
+    }
+
+    /// Keeps an index of each verified targets role and accepts a stored role through its index
+    /// while nothing it was verified under changed, so a lookup reads one entry instead of
+    /// verifying the whole role again. Roles accepted this way are searched with
+    /// [`Updater::find_target`] only: [`TrustedSet::targets`] and [`Updater::all_targets`] need
+    /// roles loaded in full, so commands that edit or list targets leave this off.
+    pub fn use_index(&mut self, enabled: bool) {
+        self.use_index = enabled;
     }
 
     pub fn trusted(&self) -> &TrustedSet {
@@ -214,22 +251,46 @@ impl Updater {
     async fn load_targets(&mut self, role: &RoleName, delegator: Option<&RoleName>) -> Result<(), UpdateError> {
         let meta = self.set.role_meta(role)?;
         if let Some(bytes) = self.dir.read(role)? {
-            if self.set.update_targets(role, delegator, bytes).is_ok() {
+            if self.use_index && self.load_indexed(role, delegator, &bytes)? {
                 return Ok(());
+            }
+            if self.set.update_targets(role, delegator, bytes).is_ok() {
+                return self.store_index(role, delegator);
             }
         }
         let limit = meta.length.unwrap_or(self.limits.targets);
         let file = format!("{}.{}.json", meta.version, encode_role(role));
         let bytes = self.remote.fetch(&file, limit).await?.ok_or_else(|| UpdateError::Missing(file))?;
         self.set.update_targets(role, delegator, bytes.clone())?;
-        self.dir.write(role, &bytes)
+        self.dir.write(role, &bytes)?;
+        self.store_index(role, delegator)
+    }
+
+    /// Accepts the stored role through its index when the index is still valid.
+    fn load_indexed(&mut self, role: &RoleName, delegator: Option<&RoleName>, bytes: &[u8]) -> Result<bool, UpdateError> {
+        let Some(index) = self.dir.read_index(role)? else {
+            return Ok(false);
+        };
+        // An index that is unreadable or no longer matches is rebuilt after a full check.
+        let Ok(index) = TargetsIndex::parse(index) else {
+            return Ok(false);
+        };
+        Ok(self.set.update_targets_from_index(role, delegator, bytes, index).is_ok())
+    }
+
+    fn store_index(&self, role: &RoleName, delegator: Option<&RoleName>) -> Result<(), UpdateError> {
+        if !self.use_index {
+            return Ok(());
+        }
+        let index = self.set.build_index(role, delegator)?;
+        self.dir.write_index(role, &index)
     }
 
     /// Finds a target by walking delegations, loading roles only as the walk needs them.
     pub async fn find_target(&mut self, name: &str) -> Result<Option<(RoleName, TargetFile)>, UpdateError> {
         let mut search = TargetSearch::new(name);
         loop {
-            match search.next(&self.set) {
+            match search.next(&self.set)? {
                 SearchStep::Found { role, target } => return Ok(Some((role, target))),
                 SearchStep::NotFound => return Ok(None),
                 SearchStep::Load { role, delegator } => self.load_targets(&role, Some(&delegator)).await?,

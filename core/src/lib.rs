@@ -8,6 +8,7 @@
 //! never over a re-serialized typed struct, so unknown fields stay covered by the signature.
 
 pub mod canonical;
+pub mod index;
 pub mod keys;
 pub mod metadata;
 pub mod names;

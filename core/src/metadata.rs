@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use ring::digest::{digest, SHA256};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::canonical::{parse_strict, to_canonical, CanonicalError};
@@ -296,11 +296,11 @@ fn check_role_keys(role: &str, definition: &RoleKeys, keys: &BTreeMap<String, Pu
 }
 
 /// One target entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct TargetFile {
     pub length: u64,
     pub hashes: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom: Option<Value>,
 }
 
@@ -400,33 +400,40 @@ impl CheckedTargets {
             }
         }
 
-        let mut delegation_keys = BTreeMap::new();
-        let mut delegated_roles = Vec::new();
-        if let Some(delegations) = &targets.delegations {
-            if delegations.succinct_roles.is_some() {
-                return Err(MetadataError::SuccinctRoles);
-            }
-            delegation_keys = parse_keys(&delegations.keys)?;
-            let mut names = std::collections::BTreeSet::new();
-            for role in delegations.roles.iter().flatten() {
-                let name = RoleName::parse(&role.name)?;
-                if !name.is_delegated() {
-                    return Err(MetadataError::TopLevelDelegation(role.name.clone()));
-                }
-                if !names.insert(role.name.clone()) {
-                    return Err(MetadataError::DuplicateDelegation(role.name.clone()));
-                }
-                let has_paths = role.paths.is_some() != role.path_hash_prefixes.is_some();
-                if !has_paths || role.terminating.is_none() {
-                    return Err(MetadataError::DelegationPaths(role.name.clone()));
-                }
-                let definition = RoleKeys { keyids: role.keyids.clone(), threshold: role.threshold };
-                check_role_keys(&role.name, &definition, &delegation_keys)?;
-                delegated_roles.push(role.clone());
-            }
-        }
+        let (delegation_keys, delegated_roles) = check_delegations(targets.delegations.as_ref())?;
         Ok(CheckedTargets { targets, delegation_keys, delegated_roles })
     }
+}
+
+/// Checks delegation keys, key ids and delegated role definitions, returning the keys and the
+/// roles in priority order.
+pub fn check_delegations(delegations: Option<&Delegations>) -> Result<(BTreeMap<String, PublicKey>, Vec<DelegatedRole>), MetadataError> {
+    let mut delegation_keys = BTreeMap::new();
+    let mut delegated_roles = Vec::new();
+    if let Some(delegations) = delegations {
+        if delegations.succinct_roles.is_some() {
+            return Err(MetadataError::SuccinctRoles);
+        }
+        delegation_keys = parse_keys(&delegations.keys)?;
+        let mut names = std::collections::BTreeSet::new();
+        for role in delegations.roles.iter().flatten() {
+            let name = RoleName::parse(&role.name)?;
+            if !name.is_delegated() {
+                return Err(MetadataError::TopLevelDelegation(role.name.clone()));
+            }
+            if !names.insert(role.name.clone()) {
+                return Err(MetadataError::DuplicateDelegation(role.name.clone()));
+            }
+            let has_paths = role.paths.is_some() != role.path_hash_prefixes.is_some();
+            if !has_paths || role.terminating.is_none() {
+                return Err(MetadataError::DelegationPaths(role.name.clone()));
+            }
+            let definition = RoleKeys { keyids: role.keyids.clone(), threshold: role.threshold };
+            check_role_keys(&role.name, &definition, &delegation_keys)?;
+            delegated_roles.push(role.clone());
+        }
+    }
+    Ok((delegation_keys, delegated_roles))
 }
 
 /// One entry of snapshot or timestamp `meta`.

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use crate::metadata::TargetFile;
 use crate::names::RoleName;
-use crate::trusted::TrustedSet;
+use crate::trusted::{TrustedSet, VerifyError};
 
 /// Maximum number of roles one search visits, against delegation graphs built to exhaust
 /// clients. python-tuf uses the same default.
@@ -47,32 +47,33 @@ impl TargetSearch {
         TargetSearch { name: name.to_owned(), to_visit: vec![(RoleName::targets(), None)], visited: BTreeSet::new() }
     }
 
-    /// Advances the search until it needs a role loaded, finds the target, or ends.
-    pub fn next(&mut self, set: &TrustedSet) -> SearchStep {
+    /// Advances the search until it needs a role loaded, finds the target, or ends. Fails only
+    /// when a role accepted through an index contains an unreadable entry.
+    pub fn next(&mut self, set: &TrustedSet) -> Result<SearchStep, VerifyError> {
         while let Some((role, delegator)) = self.to_visit.pop() {
             if self.visited.contains(&role) {
                 continue;
             }
             if self.visited.len() >= MAX_DELEGATIONS {
-                return SearchStep::NotFound;
+                return Ok(SearchStep::NotFound);
             }
-            let Some((_, targets)) = set.targets(&role) else {
+            let Some(found) = set.find_in_role(&role, &self.name) else {
                 // Not loaded yet: come back to this role after the caller loads it. The top-level
                 // targets role has no delegator and is loaded before any search.
                 let Some(delegator) = delegator.clone() else {
-                    return SearchStep::NotFound;
+                    return Ok(SearchStep::NotFound);
                 };
                 self.to_visit.push((role.clone(), Some(delegator.clone())));
-                return SearchStep::Load { role, delegator };
+                return Ok(SearchStep::Load { role, delegator });
             };
             self.visited.insert(role.clone());
 
-            if let Some(target) = targets.targets.targets.get(&self.name) {
-                return SearchStep::Found { role, target: target.clone() };
+            if let Some(target) = found? {
+                return Ok(SearchStep::Found { role, target });
             }
 
             let mut children = Vec::new();
-            for delegation in &targets.delegated_roles {
+            for delegation in set.delegations(&role) {
                 if !delegation.matches(&self.name) {
                     continue;
                 }
@@ -89,7 +90,7 @@ impl TargetSearch {
             children.reverse();
             self.to_visit.extend(children);
         }
-        SearchStep::NotFound
+        Ok(SearchStep::NotFound)
     }
 }
 
@@ -121,9 +122,9 @@ mod tests {
     fn finds_top_level_target() {
         let keys = keys();
         let set = trusted_set(&keys, &targets_with(&["latest"]), &[]);
-        let step = TargetSearch::new("latest").next(&set);
+        let step = TargetSearch::new("latest").next(&set).unwrap();
         assert!(matches!(step, SearchStep::Found { role, .. } if role == RoleName::targets()));
-        assert_eq!(TargetSearch::new("missing").next(&set), SearchStep::NotFound);
+        assert_eq!(TargetSearch::new("missing").next(&set).unwrap(), SearchStep::NotFound);
     }
 
     #[test]
@@ -134,9 +135,9 @@ mod tests {
         let mut search = TargetSearch::new("b/v1");
 
         // Role a does not match b/v1, so only b is requested.
-        assert_eq!(search.next(&set), SearchStep::Load { role: role("b"), delegator: RoleName::targets() });
+        assert_eq!(search.next(&set).unwrap(), SearchStep::Load { role: role("b"), delegator: RoleName::targets() });
         set.update_targets(&role("b"), Some(&RoleName::targets()), signed(&targets_with(&["b/v1"]), &delegate)).unwrap();
-        assert!(matches!(search.next(&set), SearchStep::Found { role: found, .. } if found == role("b")));
+        assert!(matches!(search.next(&set).unwrap(), SearchStep::Found { role: found, .. } if found == role("b")));
     }
 
     #[test]
@@ -144,8 +145,8 @@ mod tests {
         let keys = keys();
         let delegate = key();
         let set = trusted_set(&keys, &delegating(&delegate, &[("all", &["*"], false)]), &["all"]);
-        assert_eq!(TargetSearch::new("team/v1").next(&set), SearchStep::NotFound);
-        assert!(matches!(TargetSearch::new("v1").next(&set), SearchStep::Load { .. }));
+        assert_eq!(TargetSearch::new("team/v1").next(&set).unwrap(), SearchStep::NotFound);
+        assert!(matches!(TargetSearch::new("v1").next(&set).unwrap(), SearchStep::Load { .. }));
     }
 
     #[test]
@@ -157,7 +158,7 @@ mod tests {
         set.update_targets(&role("first"), Some(&RoleName::targets()), signed(&targets_with(&[]), &delegate)).unwrap();
         set.update_targets(&role("second"), Some(&RoleName::targets()), signed(&targets_with(&["v1"]), &delegate)).unwrap();
 
-        assert_eq!(TargetSearch::new("v1").next(&set), SearchStep::NotFound);
+        assert_eq!(TargetSearch::new("v1").next(&set).unwrap(), SearchStep::NotFound);
     }
 
     #[test]
@@ -169,6 +170,6 @@ mod tests {
         set.update_targets(&role("first"), Some(&RoleName::targets()), signed(&targets_with(&[]), &delegate)).unwrap();
         set.update_targets(&role("second"), Some(&RoleName::targets()), signed(&targets_with(&["v1"]), &delegate)).unwrap();
 
-        assert!(matches!(TargetSearch::new("v1").next(&set), SearchStep::Found { role: found, .. } if found == role("second")));
+        assert!(matches!(TargetSearch::new("v1").next(&set).unwrap(), SearchStep::Found { role: found, .. } if found == role("second")));
     }
 }

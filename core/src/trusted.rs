@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use ring::digest::{digest, SHA256, SHA512};
 
-use crate::metadata::{format_expires, CheckedRoot, CheckedTargets, DelegatedRole, Document, Meta, MetaFile, MetadataError, RoleKeys, RoleType};
+use crate::index::{file_sha256, IndexError, TargetsIndex};
+use crate::keys::PublicKey;
+use crate::metadata::{format_expires, CheckedRoot, CheckedTargets, DelegatedRole, Document, Meta, MetaFile, MetadataError, RoleKeys, RoleType, TargetFile};
 use crate::names::RoleName;
 use crate::verify::{verify_threshold, ThresholdNotMet};
 
@@ -45,6 +47,9 @@ pub enum VerifyError {
 
     #[error("{role}: not delegated by {delegator}")]
     NotDelegated { role: String, delegator: String },
+
+    #[error("{role}: stored index: {source}")]
+    Index { role: String, #[source] source: IndexError },
 }
 
 /// Result of a timestamp update.
@@ -64,6 +69,10 @@ pub struct TrustedSet {
     timestamp: Option<Document>,
     snapshot: Option<Document>,
     targets: BTreeMap<RoleName, (Document, CheckedTargets)>,
+    /// Targets roles accepted through an index instead of in full.
+    indexed: BTreeMap<RoleName, TargetsIndex>,
+    /// For each loaded targets role, the anchor its delegated roles are verified against.
+    identities: BTreeMap<RoleName, String>,
     now: DateTime<Utc>,
 }
 
@@ -74,7 +83,16 @@ impl TrustedSet {
         let root_document = parse(root_bytes, RoleType::Root, RoleName::ROOT)?;
         let root = checked_root(&root_document)?;
         verify_role(&root_document, &root, RoleName::ROOT, &format!("root version {} keys", root_document.version))?;
-        Ok(TrustedSet { root_document, root, timestamp: None, snapshot: None, targets: BTreeMap::new(), now })
+        Ok(TrustedSet {
+            root_document,
+            root,
+            timestamp: None,
+            snapshot: None,
+            targets: BTreeMap::new(),
+            indexed: BTreeMap::new(),
+            identities: BTreeMap::new(),
+            now,
+        })
     }
 
     pub fn root(&self) -> &Document {
@@ -93,8 +111,24 @@ impl TrustedSet {
         self.snapshot.as_ref()
     }
 
+    /// A targets role loaded in full. Roles accepted through an index are not here; see
+    /// [`TrustedSet::find_in_role`].
     pub fn targets(&self, role: &RoleName) -> Option<&(Document, CheckedTargets)> {
         self.targets.get(role)
+    }
+
+    /// True when `role` was loaded, in full or through an index.
+    pub fn is_loaded(&self, role: &RoleName) -> bool {
+        self.targets.contains_key(role) || self.indexed.contains_key(role)
+    }
+
+    /// Looks `name` up in one loaded targets role. Returns `None` when the role is not loaded.
+    pub fn find_in_role(&self, role: &RoleName, name: &str) -> Option<Result<Option<TargetFile>, VerifyError>> {
+        if let Some((_, checked)) = self.targets.get(role) {
+            return Some(Ok(checked.targets.targets.get(name).cloned()));
+        }
+        let index = self.indexed.get(role)?;
+        Some(index.get(name).map_err(|source| VerifyError::Index { role: role.to_string(), source }))
     }
 
     /// TUF 5.3.4 to 5.3.9, 5.3.11: accepts root version N+1, signed by a threshold of version N's
@@ -231,14 +265,13 @@ impl TrustedSet {
                 verify_role(&document, &self.root, RoleName::TARGETS, &signer)?;
             }
             Some(parent) => {
-                let (_, parent_targets) = self.targets.get(parent).ok_or(VerifyError::OutOfOrder("the delegating role"))?;
-                let delegation = parent_targets
-                    .delegated_roles
+                let (keys, roles) = self.delegations_of(parent).ok_or(VerifyError::OutOfOrder("the delegating role"))?;
+                let delegation = roles
                     .iter()
                     .find(|d| d.name == role.as_str())
                     .ok_or_else(|| VerifyError::NotDelegated { role: role.to_string(), delegator: parent.to_string() })?;
                 let definition = RoleKeys { keyids: delegation.keyids.clone(), threshold: delegation.threshold };
-                verify_threshold(&document, role.as_str(), &format!("{parent} delegation keys"), &definition, &parent_targets.delegation_keys)?;
+                verify_threshold(&document, role.as_str(), &format!("{parent} delegation keys"), &definition, keys)?;
             }
         }
         if document.version != expected.version {
@@ -246,13 +279,75 @@ impl TrustedSet {
         }
         self.check_unexpired(&document, role.as_str())?;
         let checked = CheckedTargets::from_document(&document).map_err(|source| metadata_error(role.as_str(), source))?;
+        let anchor = self.anchor(delegator)?;
+        self.identities.insert(role.clone(), identity(&anchor, &file_sha256(&document.bytes)));
+        self.indexed.remove(role);
         self.targets.insert(role.clone(), (document, checked));
+        Ok(())
+    }
+
+    /// Builds an index of a targets role that was loaded in full, for
+    /// [`TrustedSet::update_targets_from_index`] in a later run.
+    pub fn build_index(&self, role: &RoleName, delegator: Option<&RoleName>) -> Result<Vec<u8>, VerifyError> {
+        let (document, checked) = self.targets.get(role).ok_or(VerifyError::OutOfOrder("the indexed role"))?;
+        let anchor = self.anchor(delegator)?;
+        TargetsIndex::build(role.as_str(), document, checked, &anchor).map_err(|source| VerifyError::Index { role: role.to_string(), source })
+    }
+
+    /// Accepts a targets role through an index built when the same file passed every check of
+    /// [`TrustedSet::update_targets`]. `bytes` is the stored role file. The signatures are not
+    /// checked again. Instead the index must name the same file hash and the same anchor: the
+    /// current root for `targets`, the same delegating role file for a delegated role. The
+    /// snapshot checks (length, hashes, version) and the expiry check run as for a full load.
+    pub fn update_targets_from_index(&mut self, role: &RoleName, delegator: Option<&RoleName>, bytes: &[u8], index: TargetsIndex) -> Result<(), VerifyError> {
+        let stale = |what| VerifyError::Index { role: role.to_string(), source: IndexError::Stale(what) };
+        let expected = self.role_meta(role)?;
+        check_file(bytes, &expected, role.as_str(), "snapshot")?;
+        if index.role() != role.as_str() {
+            return Err(stale("another role"));
+        }
+        let hash = file_sha256(bytes);
+        if index.file_sha256() != hash {
+            return Err(stale("another file"));
+        }
+        let anchor = self.anchor(delegator)?;
+        if index.anchor() != anchor {
+            return Err(stale("other keys"));
+        }
+        if index.version() != expected.version {
+            return Err(VerifyError::VersionMismatch { role: role.to_string(), expected: expected.version, got: index.version() });
+        }
+        if index.expires() <= self.now {
+            return Err(VerifyError::Expired { role: role.to_string(), expires: format_expires(index.expires()) });
+        }
+        self.identities.insert(role.clone(), identity(&anchor, &hash));
+        self.targets.remove(role);
+        self.indexed.insert(role.clone(), index);
         Ok(())
     }
 
     /// Returns the delegations of a loaded targets role, in priority order.
     pub fn delegations(&self, role: &RoleName) -> Vec<DelegatedRole> {
-        self.targets.get(role).map(|(_, checked)| checked.delegated_roles.clone()).unwrap_or_default()
+        self.delegations_of(role).map(|(_, roles)| roles.to_vec()).unwrap_or_default()
+    }
+
+    /// Delegation keys and roles of a loaded targets role.
+    fn delegations_of(&self, role: &RoleName) -> Option<(&BTreeMap<String, PublicKey>, &[DelegatedRole])> {
+        if let Some((_, checked)) = self.targets.get(role) {
+            return Some((&checked.delegation_keys, &checked.delegated_roles));
+        }
+        let index = self.indexed.get(role)?;
+        Some((index.delegation_keys(), index.delegated_roles()))
+    }
+
+    /// Returns what the signatures of a targets role delegated by `delegator` are checked
+    /// against, as a digest: the trusted root file for the top-level role, else the delegating
+    /// role's identity (its own anchor and file hash). Equal anchors mean equal keys and thresholds.
+    fn anchor(&self, delegator: Option<&RoleName>) -> Result<String, VerifyError> {
+        match delegator {
+            None => Ok(file_sha256(&self.root_document.bytes)),
+            Some(parent) => self.identities.get(parent).cloned().ok_or(VerifyError::OutOfOrder("the delegating role")),
+        }
     }
 
     fn check_unexpired(&self, document: &Document, role: &str) -> Result<(), VerifyError> {
@@ -261,6 +356,11 @@ impl TrustedSet {
         }
         Ok(())
     }
+}
+
+/// Combines the anchor and the file hash of a loaded targets role into one digest, its identity.
+fn identity(anchor: &str, file_sha256_hex: &str) -> String {
+    file_sha256(format!("{anchor}\n{file_sha256_hex}").as_bytes())
 }
 
 fn parse(bytes: Vec<u8>, role_type: RoleType, role: &str) -> Result<Document, VerifyError> {
@@ -310,7 +410,7 @@ mod tests {
     use crate::testing::*;
     use crate::upload::{snapshot_signed, timestamp_signed, FileInfo};
     use chrono::Duration;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     /// Builds a set with root v1, timestamp, snapshot and targets at the given versions.
     fn loaded(keys: &Keys, version: u64) -> (TrustedSet, Vec<u8>) {
@@ -460,5 +560,121 @@ mod tests {
         set.update_targets(&releases_role, Some(&RoleName::targets()), releases).unwrap();
         assert_eq!(set.delegations(&RoleName::targets()).len(), 1);
         assert!(key_id(delegate.tuf_key()).is_ok());
+    }
+
+    /// Builds a set with root, timestamp and a snapshot listing `meta`, as of `now`.
+    fn with_snapshot(keys: &Keys, root_value: &Value, meta: Value, now: DateTime<Utc>) -> TrustedSet {
+        let mut set = TrustedSet::new(signed(root_value, &keys.root), now).unwrap();
+        let snapshot = json!({"_type": "snapshot", "spec_version": "1.0.34", "version": 1, "expires": format_expires(later(30)), "meta": meta});
+        let snapshot = signed(&snapshot, &keys.snapshot);
+        set.update_timestamp(signed(&timestamp_signed(1, later(30), &info(&snapshot, 1)), &keys.timestamp)).unwrap();
+        set.update_snapshot(snapshot).unwrap();
+        set
+    }
+
+    /// Verifies `targets_bytes` in full under `root_value` and returns its index.
+    fn index_of(keys: &Keys, root_value: &Value, targets_bytes: &[u8]) -> Vec<u8> {
+        let mut set = with_snapshot(keys, root_value, json!({"targets.json": {"version": 1}}), Utc::now());
+        set.update_targets(&RoleName::targets(), None, targets_bytes.to_vec()).unwrap();
+        set.build_index(&RoleName::targets(), None).unwrap()
+    }
+
+    fn load_index(set: &mut TrustedSet, bytes: &[u8], index: Vec<u8>) -> Result<(), VerifyError> {
+        set.update_targets_from_index(&RoleName::targets(), None, bytes, TargetsIndex::parse(index).unwrap())
+    }
+
+    #[test]
+    fn index_serves_lookups_of_an_unchanged_role() {
+        let keys = keys();
+        let root_value = root(1, &keys, later(365));
+        let bytes = signed(&targets_with(&["latest", "v1"]), &keys.targets);
+        let index = index_of(&keys, &root_value, &bytes);
+
+        let mut set = with_snapshot(&keys, &root_value, json!({"targets.json": {"version": 1, "length": bytes.len(), "hashes": {"sha256": file_sha256(&bytes)}}}), Utc::now());
+        load_index(&mut set, &bytes, index).unwrap();
+        assert!(set.is_loaded(&RoleName::targets()));
+        assert!(set.find_in_role(&RoleName::targets(), "v1").unwrap().unwrap().is_some());
+        assert!(set.find_in_role(&RoleName::targets(), "v2").unwrap().unwrap().is_none());
+    }
+
+    #[test]
+    fn index_refused_after_root_changes() {
+        let keys = keys();
+        let bytes = signed(&targets_with(&["latest"]), &keys.targets);
+        let index = index_of(&keys, &root(1, &keys, later(365)), &bytes);
+
+        // Root version 2 could list other targets keys; the role must be verified again.
+        let mut set = with_snapshot(&keys, &root(2, &keys, later(365)), json!({"targets.json": {"version": 1}}), Utc::now());
+        let result = load_index(&mut set, &bytes, index);
+        assert!(matches!(result, Err(VerifyError::Index { source: IndexError::Stale(_), .. })), "{result:?}");
+    }
+
+    #[test]
+    fn index_refused_for_another_file() {
+        let keys = keys();
+        let root_value = root(1, &keys, later(365));
+        let bytes = signed(&targets_with(&["latest"]), &keys.targets);
+        let index = index_of(&keys, &root_value, &bytes);
+
+        // Same version, other content, and a snapshot that lists no hashes: only the index's own
+        // file hash distinguishes them.
+        let other = signed(&targets_with(&["latest", "forged"]), &keys.timestamp);
+        let mut set = with_snapshot(&keys, &root_value, json!({"targets.json": {"version": 1}}), Utc::now());
+        let result = load_index(&mut set, &other, index);
+        assert!(matches!(result, Err(VerifyError::Index { source: IndexError::Stale(_), .. })), "{result:?}");
+    }
+
+    #[test]
+    fn index_refused_when_snapshot_lists_another_version() {
+        let keys = keys();
+        let root_value = root(1, &keys, later(365));
+        let bytes = signed(&targets_with(&["latest"]), &keys.targets);
+        let index = index_of(&keys, &root_value, &bytes);
+
+        let mut set = with_snapshot(&keys, &root_value, json!({"targets.json": {"version": 2}}), Utc::now());
+        let result = load_index(&mut set, &bytes, index);
+        assert!(matches!(result, Err(VerifyError::VersionMismatch { expected: 2, got: 1, .. })), "{result:?}");
+    }
+
+    #[test]
+    fn index_refused_after_the_role_expires() {
+        let keys = keys();
+        let root_value = root(1, &keys, later(365));
+        let mut value = targets_with(&["latest"]);
+        value["expires"] = json!(format_expires(later(2)));
+        let bytes = signed(&value, &keys.targets);
+        let index = index_of(&keys, &root_value, &bytes);
+
+        let mut set = with_snapshot(&keys, &root_value, json!({"targets.json": {"version": 1}}), Utc::now() + Duration::days(3));
+        let result = load_index(&mut set, &bytes, index);
+        assert!(matches!(result, Err(VerifyError::Expired { .. })), "{result:?}");
+    }
+
+    #[test]
+    fn delegated_role_verifies_under_an_indexed_delegator() {
+        let keys = keys();
+        let delegate = key();
+        let root_value = root(1, &keys, later(365));
+        let mut top = targets_with(&["top"]);
+        top["delegations"] = json!({"keys": {delegate.key_id(): delegate.tuf_key()},
+            "roles": [{"name": "releases", "keyids": [delegate.key_id()], "threshold": 1, "paths": ["v*"], "terminating": false}]});
+        let top = signed(&top, &keys.targets);
+        let releases = signed(&targets_with(&["v1"]), &delegate);
+        let releases_role = RoleName::parse("releases").unwrap();
+        let meta = json!({"targets.json": {"version": 1}, "releases.json": {"version": 1}});
+
+        let mut full = with_snapshot(&keys, &root_value, meta.clone(), Utc::now());
+        full.update_targets(&RoleName::targets(), None, top.clone()).unwrap();
+        full.update_targets(&releases_role, Some(&RoleName::targets()), releases.clone()).unwrap();
+        let top_index = full.build_index(&RoleName::targets(), None).unwrap();
+        let releases_index = full.build_index(&releases_role, Some(&RoleName::targets())).unwrap();
+
+        let mut set = with_snapshot(&keys, &root_value, meta, Utc::now());
+        load_index(&mut set, &top, top_index).unwrap();
+        let forged = signed(&targets_with(&["v1"]), &keys.targets);
+        assert!(matches!(set.update_targets(&releases_role, Some(&RoleName::targets()), forged), Err(VerifyError::Threshold(_))));
+        set.update_targets_from_index(&releases_role, Some(&RoleName::targets()), &releases, TargetsIndex::parse(releases_index).unwrap()).unwrap();
+        let step = crate::search::TargetSearch::new("v1").next(&set).unwrap();
+        assert!(matches!(step, crate::search::SearchStep::Found { role, .. } if role == releases_role));
     }
 }

@@ -101,6 +101,56 @@ async fn new_publish_seen_by_next_lookup() {
 }
 
 #[tokio::test]
+async fn indexed_lookup_costs_two_requests_and_sees_new_publishes() {
+    let setup = setup().await;
+    let mut updater = setup.updater(Some(setup.root_v1().await)).unwrap();
+    updater.use_index(true);
+    updater.refresh().await.unwrap();
+    assert!(updater.find_target("1.13.9").await.unwrap().is_some());
+    assert!(setup.home.path().join("index/targets.index").is_file());
+
+    let before = setup.request_count();
+    let mut warm = setup.updater(None).unwrap();
+    warm.use_index(true);
+    warm.refresh().await.unwrap();
+    let (_, target) = warm.find_target("1.13.9").await.unwrap().unwrap();
+    assert_eq!(target.hashes["sha256"], NGINX_1_13_9);
+    assert!(warm.find_target("unsigned").await.unwrap().is_none());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(setup.request_count() - before, 2, "{}", setup.server.logs());
+
+    let (status, body) = setup.client.upload(GUN, &[("targets", setup.repo.targets_bytes(2, &[("1.13.9", OTHER_DIGEST, 1600)]))]).await;
+    assert_eq!(status, 200, "{body}");
+    let mut updater = setup.updater(None).unwrap();
+    updater.use_index(true);
+    updater.refresh().await.unwrap();
+    let (_, target) = updater.find_target("1.13.9").await.unwrap().unwrap();
+    assert_eq!(target.hashes["sha256"], OTHER_DIGEST);
+}
+
+#[tokio::test]
+async fn index_not_used_for_a_changed_targets_file() {
+    let setup = setup().await;
+    let mut updater = setup.updater(Some(setup.root_v1().await)).unwrap();
+    updater.use_index(true);
+    updater.refresh().await.unwrap();
+
+    // Rewrite the digest in the stored role file and in the index entry, leaving the index
+    // header alone: the file no longer has the hash the index was built for.
+    for file in ["targets.json", "index/targets.index"] {
+        let path = setup.home.path().join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(NGINX_1_13_9), "{file}");
+        std::fs::write(&path, text.replace(NGINX_1_13_9, OTHER_DIGEST)).unwrap();
+    }
+    let mut updater = setup.updater(None).unwrap();
+    updater.use_index(true);
+    updater.refresh().await.unwrap();
+    let (_, target) = updater.find_target("1.13.9").await.unwrap().unwrap();
+    assert_eq!(target.hashes["sha256"], NGINX_1_13_9);
+}
+
+#[tokio::test]
 async fn tampered_targets_rejected() {
     let setup = setup().await;
     setup

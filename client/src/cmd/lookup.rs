@@ -50,6 +50,7 @@ pub struct ListArgs {
 /// Verifies the repository and returns the signed target for `tag`.
 async fn signed_target(context: &Context, gun: &Gun, tag: &str, trust: &TrustArgs) -> Result<(String, Digest, u64), Failure> {
     let mut updater = context.updater(gun, trust.root.as_ref(), trust.trust_on_first_use).await?;
+    updater.use_index(true);
     updater.refresh().await?;
     let found = updater.find_target(tag).await?;
     release_at_exit(updater);
