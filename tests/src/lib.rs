@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod metadata;
+pub mod registry;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
