@@ -8,7 +8,7 @@ use signet_client::reference::{Digest, Reference};
 use signet_core::metadata::TargetFile;
 use signet_core::Gun;
 
-use super::{parse_gun, parse_tagged, CmdResult, Context, Failure, OutputFormat};
+use super::{parse_gun, parse_tagged, registry_failure, CmdResult, Context, Failure, OutputFormat};
 
 #[derive(Debug, Args)]
 pub struct TrustArgs {
@@ -30,11 +30,12 @@ pub struct LookupArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// GUN:TAG to verify.
+    /// Image reference NAME:TAG to verify.
     reference: String,
-    /// Digest expected for the tag, sha256:HEX.
+    /// Digest expected for the tag, sha256:HEX. Without it, signet compares the signed digest
+    /// with the manifest the registry serves for the tag now and prints NAME@sha256:HEX.
     #[arg(long)]
-    digest: String,
+    digest: Option<String>,
     #[command(flatten)]
     trust: TrustArgs,
 }
@@ -48,7 +49,7 @@ pub struct ListArgs {
 }
 
 /// Verifies the repository and returns the signed target for `tag`.
-async fn signed_target(context: &Context, gun: &Gun, tag: &str, trust: &TrustArgs) -> Result<(String, Digest, u64), Failure> {
+pub async fn signed_target(context: &Context, gun: &Gun, tag: &str, trust: &TrustArgs) -> Result<(String, Digest, u64), Failure> {
     let mut updater = context.updater(gun, trust.root.as_ref(), trust.trust_on_first_use).await?;
     updater.use_index(true);
     updater.refresh().await?;
@@ -73,9 +74,10 @@ fn target_digest(target: &TargetFile) -> Result<Digest, Failure> {
 }
 
 pub async fn lookup(context: &Context, args: LookupArgs) -> CmdResult {
-    let (gun, tag) = parse_tagged(&args.reference)?;
+    let (name, tag) = parse_tagged(&args.reference)?;
+    let gun = context.gun_for(&name)?;
     let (role, digest, size) = signed_target(context, &gun, &tag, &args.trust).await?;
-    let pinned = Reference::pinned(&gun, &digest);
+    let pinned = Reference::pinned(&name, &digest);
     match context.output {
         OutputFormat::Json => println!(
             "{}",
@@ -87,9 +89,14 @@ pub async fn lookup(context: &Context, args: LookupArgs) -> CmdResult {
 }
 
 pub async fn verify(context: &Context, args: VerifyArgs) -> CmdResult {
-    let (gun, tag) = parse_tagged(&args.reference)?;
-    let expected = Digest::parse(&args.digest).map_err(Failure::usage)?;
+    let (name, tag) = parse_tagged(&args.reference)?;
+    let gun = context.gun_for(&name)?;
+    let expected = args.digest.as_deref().map(Digest::parse).transpose().map_err(Failure::usage)?;
     let (role, digest, size) = signed_target(context, &gun, &tag, &args.trust).await?;
+
+    let Some(expected) = expected else {
+        return verify_against_registry(context, &name, &tag, &digest, size, &role).await;
+    };
     if digest != expected {
         return Err(Failure::untrusted(anyhow::anyhow!("{gun}:{tag} is signed as {digest}, not {expected}")));
     }
@@ -99,6 +106,28 @@ pub async fn verify(context: &Context, args: VerifyArgs) -> CmdResult {
             json!({"gun": gun.as_str(), "tag": tag, "digest": digest.to_string(), "size": size, "role": role, "verified": true})
         ),
         OutputFormat::Text => println!("verified {gun}:{tag} {digest}"),
+    }
+    Ok(())
+}
+
+/// Compares the signed digest with the manifest the registry serves for the tag now, and prints
+/// the pinned reference to pull.
+async fn verify_against_registry(context: &Context, name: &Gun, tag: &str, signed: &Digest, size: u64, role: &str) -> CmdResult {
+    let served = context.registry()?.resolve(name, tag).await.map_err(registry_failure)?;
+    if served.digest != *signed {
+        return Err(Failure::untrusted(anyhow::anyhow!(
+            "{name}:{tag} was moved after signing: the signed digest is {signed}, the registry serves {}",
+            served.digest
+        ))
+        .with_hint(format!("pull the signed image by digest, {}, or have the publisher sign the new manifest", Reference::pinned(name, signed))));
+    }
+    let pinned = Reference::pinned(name, signed);
+    match context.output {
+        OutputFormat::Json => println!(
+            "{}",
+            json!({"reference": pinned, "tag": tag, "digest": signed.to_string(), "size": size, "role": role, "media_type": served.media_type, "verified": true})
+        ),
+        OutputFormat::Text => println!("{pinned}"),
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod keys;
 mod lookup;
+mod pin;
 mod publish;
 mod root;
 mod trust;
@@ -13,6 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use signet_client::keystore::{KeyRole, KeyStore, KeyStoreError};
 use signet_client::passphrase::{read_passphrase, PassphrasePurpose, SystemTerminal};
 use signet_client::reference::Reference;
+use signet_client::registry::{Registry, RegistryError, RegistryOptions};
 use signet_client::remote::Remote;
 use signet_client::state::RepositoryState;
 use signet_client::updater::{UpdateError, Updater};
@@ -48,6 +50,26 @@ pub struct Cli {
     /// Print progress details on stderr.
     #[arg(short, long, global = true)]
     verbose: bool,
+
+    /// Reach this registry over plain HTTP instead of HTTPS (repeatable). Anyone on the network
+    /// path can then change what the registry serves; signet warns each time.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]", global = true)]
+    insecure_registry: Vec<String>,
+
+    /// Trust this PEM CA certificate for registry HTTPS, besides the system roots (repeatable).
+    #[arg(long = "registry-ca", value_name = "FILE", global = true)]
+    registry_ca: Vec<PathBuf>,
+
+    /// Docker config file with registry credentials [default: $DOCKER_CONFIG/config.json, else
+    /// ~/.docker/config.json].
+    #[arg(long, value_name = "FILE", global = true)]
+    docker_config: Option<PathBuf>,
+
+    /// Name registry repositories differently on the trust server: images under the registry
+    /// prefix FROM have the GUN prefix TO, such as `localhost:5000=registry.example.com`
+    /// (repeatable, or comma-separated in SIGNET_GUN_MAP).
+    #[arg(long = "gun-map", value_name = "FROM=TO", env = "SIGNET_GUN_MAP", value_delimiter = ',', global = true)]
+    gun_map: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +111,9 @@ enum Command {
     /// Edit, sign and publish a root that needs signatures from several key holders.
     #[command(subcommand)]
     Root(root::RootCommand),
+    /// Rewrite image references in Kubernetes manifests, Compose files and Dockerfiles to
+    /// verified digests, or with --check only verify that they are pinned.
+    Pin(pin::PinArgs),
 }
 
 /// A failed command with the exit code it maps to.
@@ -156,6 +181,9 @@ pub struct Context {
     pub home: PathBuf,
     pub output: OutputFormat,
     pub verbose: bool,
+    registry_options: RegistryOptions,
+    /// Registry name prefix and GUN prefix pairs from --gun-map.
+    gun_map: Vec<(String, String)>,
 }
 
 impl Context {
@@ -169,7 +197,37 @@ impl Context {
                 PathBuf::from(base).join(".signet")
             }
         };
-        Ok(Context { server: cli.server.clone(), home, output: cli.output, verbose: cli.verbose })
+        let registry_options = RegistryOptions {
+            insecure: cli.insecure_registry.clone(),
+            ca_files: cli.registry_ca.clone(),
+            docker_config: cli.docker_config.clone(),
+        };
+        let gun_map = cli.gun_map.iter().map(|entry| parse_gun_map(entry)).collect::<Result<_, _>>()?;
+        Ok(Context { server: cli.server.clone(), home, output: cli.output, verbose: cli.verbose, registry_options, gun_map })
+    }
+
+    /// Opens the registry client, warning about every registry reached over plain HTTP.
+    pub fn registry(&self) -> Result<Registry, Failure> {
+        for host in &self.registry_options.insecure {
+            eprintln!("warning: --insecure-registry {host}: registry traffic to {host} is plain HTTP, so anyone on the network path can read it and change the manifests it serves");
+        }
+        Registry::new(self.registry_options.clone()).map_err(registry_failure)
+    }
+
+    /// Returns the GUN of an image repository: its normalized name, or the name with its
+    /// registry prefix replaced as --gun-map says.
+    pub fn gun_for(&self, name: &Gun) -> Result<Gun, Failure> {
+        for (from, to) in &self.gun_map {
+            let rest = match name.as_str().strip_prefix(from.as_str()) {
+                Some("") => "",
+                Some(rest) if rest.starts_with('/') => rest,
+                _ => continue,
+            };
+            let mapped = format!("{to}{rest}");
+            return Gun::parse(&mapped)
+                .map_err(|error| Failure::usage(anyhow::Error::new(error).context(format!("--gun-map {from}={to} maps {name} to an invalid GUN {mapped:?}"))));
+        }
+        Ok(name.clone())
     }
 
     pub fn progress(&self, message: &str) {
@@ -247,6 +305,31 @@ impl Context {
     }
 }
 
+/// Parses one --gun-map entry, FROM=TO.
+fn parse_gun_map(entry: &str) -> Result<(String, String), Failure> {
+    let invalid = || Failure::usage(anyhow::anyhow!("invalid --gun-map {entry:?}: expected REGISTRY_PREFIX=GUN_PREFIX, such as localhost:5000=registry.example.com"));
+    let (from, to) = entry.split_once('=').ok_or_else(invalid)?;
+    let (from, to) = (from.trim_end_matches('/'), to.trim_end_matches('/'));
+    if from.is_empty() || to.is_empty() {
+        return Err(invalid());
+    }
+    Ok((from.to_owned(), to.to_owned()))
+}
+
+/// Maps a registry error to exit code 1, with a hint for the options that fix common cases.
+pub fn registry_failure(error: RegistryError) -> Failure {
+    let hint = match &error {
+        RegistryError::PlainHttpRefused { host, .. } => Some(format!("if {host} only serves plain HTTP, pass --insecure-registry {host}")),
+        RegistryError::UntrustedCertificate { .. } => Some("pass the registry's CA certificate with --registry-ca FILE".to_owned()),
+        _ => None,
+    };
+    let failure = Failure::operational(error);
+    match hint {
+        Some(hint) => failure.with_hint(hint),
+        None => failure,
+    }
+}
+
 /// Reads an environment variable; passed to the passphrase code so it does not read the
 /// environment itself.
 fn env_var(name: &str) -> Option<OsString> {
@@ -289,5 +372,6 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Delete(args) => publish::delete(&context, args).await,
         Command::Key(command) => keys::run(&context, command).await,
         Command::Root(command) => root::run(&context, command).await,
+        Command::Pin(args) => pin::run(&context, args).await,
     }
 }

@@ -10,7 +10,7 @@ use signet_client::state::Change;
 use signet_core::signing::{sign_metadata, KeyAlgorithm};
 use signet_core::RoleName;
 
-use super::{parse_gun, parse_tagged, CmdResult, Context, Failure, OutputFormat};
+use super::{parse_gun, parse_tagged, registry_failure, CmdResult, Context, Failure, OutputFormat};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -29,16 +29,17 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// GUN:TAG to sign.
+    /// Image reference NAME:TAG. Without --digest, signet reads the digest, size and media type
+    /// of the manifest that the registry serves for the tag now.
     reference: String,
-    /// Manifest digest the tag points to, sha256:HEX.
-    #[arg(long)]
-    digest: String,
-    /// Manifest size in bytes.
-    #[arg(long)]
-    size: u64,
-    /// Manifest media type, stored in the target's custom data.
-    #[arg(long)]
+    /// Manifest digest the tag points to, sha256:HEX; no registry is contacted.
+    #[arg(long, requires = "size")]
+    digest: Option<String>,
+    /// Manifest size in bytes, with --digest.
+    #[arg(long, requires = "digest")]
+    size: Option<u64>,
+    /// Manifest media type, stored in the target's custom data, with --digest.
+    #[arg(long, requires = "digest")]
     media_type: Option<String>,
     /// Stage the change instead of publishing it.
     #[arg(long)]
@@ -148,11 +149,19 @@ pub async fn init(context: &Context, args: InitArgs) -> CmdResult {
 }
 
 pub async fn sign(context: &Context, args: SignArgs) -> CmdResult {
-    let (gun, tag) = parse_tagged(&args.reference)?;
-    let digest = Digest::parse(&args.digest).map_err(Failure::usage)?;
+    let (name, tag) = parse_tagged(&args.reference)?;
+    let (digest, size, media_type) = match (&args.digest, args.size) {
+        (Some(digest), Some(size)) => (Digest::parse(digest).map_err(Failure::usage)?, size, args.media_type),
+        _ => {
+            let manifest = context.registry()?.resolve(&name, &tag).await.map_err(registry_failure)?;
+            eprintln!("{name}:{tag} is {} ({} bytes, {}) in the registry", manifest.digest, manifest.size, manifest.media_type);
+            (manifest.digest, manifest.size, Some(manifest.media_type))
+        }
+    };
+    let gun = context.gun_for(&name)?;
     let state = context.state(&gun);
     state
-        .stage(Change::Add { tag: tag.clone(), digest: digest.to_string(), size: args.size, media_type: args.media_type })
+        .stage(Change::Add { tag: tag.clone(), digest: digest.to_string(), size, media_type })
         .map_err(Failure::operational)?;
     if args.no_publish {
         eprintln!("staged {gun}:{tag} -> {digest}; run `signet publish {gun}`");
