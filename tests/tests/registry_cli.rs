@@ -276,7 +276,7 @@ async fn pin_rewrites_only_the_references() {
 }
 
 #[tokio::test]
-async fn pin_check_rejects_a_digest_that_is_not_signed() {
+async fn pin_check_rejects_unsigned_digest() {
     let setup = Setup::start(RegistryConfig::default()).await;
     let name = setup.name(REPO);
     let signed = setup.push("web", "web").await;

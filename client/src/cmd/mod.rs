@@ -215,7 +215,7 @@ impl Context {
     }
 
     /// Returns the GUN of an image repository: its normalized name, or the name with its
-    /// registry prefix replaced as --gun-map says.
+    /// registry prefix replaced by the matching --gun-map entry.
     pub fn gun_for(&self, name: &Gun) -> Result<Gun, Failure> {
         for (from, to) in &self.gun_map {
             let rest = match name.as_str().strip_prefix(from.as_str()) {

@@ -27,7 +27,7 @@ pub struct PinArgs {
     allow_unsigned: bool,
 }
 
-/// What happened to one reference.
+/// The result for one reference.
 enum Outcome {
     /// Rewritten (or, with --check, already) pinned to the signed digest.
     Pinned { digest: Digest, new_text: Option<String> },
