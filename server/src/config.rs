@@ -26,6 +26,9 @@ pub const DEFAULT_MAX_ROLE_SIZE: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 32 * 1024 * 1024;
 pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 16;
 pub const DEFAULT_DB_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+pub const DEFAULT_TOKEN_SERVICE: &str = "signet";
+pub const BUILTIN_TOKEN_ISSUER: &str = "signet-server";
+pub const DEFAULT_TOKEN_TTL: &str = "30d";
 
 /// signet-server: stores and serves signed TUF metadata for container image repositories.
 #[derive(Debug, Parser)]
@@ -38,12 +41,63 @@ pub struct Cli {
     pub options: Options,
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API (the default when no subcommand is given).
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Issue, list and revoke tokens of the built-in issuer (for --auth builtin). Works while
+    /// the server runs, with the same --data-dir or --database-url.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token and print it, alone, on stdout.
+    Issue(IssueArgs),
+    /// List issued tokens: id, subject, access, expiry and revocation. Never the tokens.
+    List,
+    /// Revoke a token by id; the server rejects it from then on.
+    Revoke {
+        /// Token id, as `token list` prints it.
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IssueArgs {
+    /// Repositories the token grants access to, such as 'registry.example/team/*' (repeatable).
+    /// `*` matches whole path segments only; as the last segment it matches one or more.
+    #[arg(long = "gun", value_name = "PATTERN")]
+    pub guns: Vec<String>,
+    /// Actions on those repositories, comma-separated: pull (read), push (upload) or * (all,
+    /// including deletion and server key rotation).
+    #[arg(long, value_delimiter = ',', default_value = "pull", value_name = "ACTIONS")]
+    pub actions: Vec<String>,
+    /// Also grant the server-wide endpoints: the global changefeed and /metrics.
+    #[arg(long)]
+    pub admin: bool,
+    /// Lifetime of the token, such as 30d or 12h.
+    #[arg(long, default_value = DEFAULT_TOKEN_TTL, value_name = "DURATION")]
+    pub ttl: HumanDuration,
+    /// Subject recorded with every change made with the token [default: token-ID].
+    #[arg(long, value_name = "NAME")]
+    pub subject: Option<String>,
+}
+
+/// Authentication mode of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// No authentication: allowed only on a loopback address unless --insecure-no-auth.
+    None,
+    /// Tokens from `signet-server token issue`.
+    Builtin,
+    /// Tokens from an external Docker registry token service (--token-key, --token-issuer,
+    /// --token-realm).
+    RegistryToken,
 }
 
 /// Log output format.
@@ -140,6 +194,58 @@ pub struct Options {
     /// Log format on stderr: text or json [default: text].
     #[arg(long, env = "SIGNET_LOG_FORMAT", global = true, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+
+    /// PEM certificate chain for HTTPS, with --tls-key. Both files are read again on SIGHUP.
+    #[arg(long, env = "SIGNET_TLS_CERT", global = true, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for HTTPS (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "SIGNET_TLS_KEY", global = true, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve plain HTTP on an address other than loopback. Anyone on the network path can then
+    /// read tokens and change responses; the server warns at start.
+    #[arg(long, env = "SIGNET_INSECURE_PLAIN_HTTP", global = true)]
+    #[serde(default)]
+    pub insecure_plain_http: bool,
+
+    /// Authentication: none, builtin or registry-token [default: none].
+    #[arg(long, env = "SIGNET_AUTH", global = true, value_name = "MODE")]
+    pub auth: Option<AuthMode>,
+
+    /// Accept requests without authentication on an address other than loopback (with --auth
+    /// none). Anyone who reaches the server can then publish and delete; the server warns at start.
+    #[arg(long, env = "SIGNET_INSECURE_NO_AUTH", global = true)]
+    #[serde(default)]
+    pub insecure_no_auth: bool,
+
+    /// Let requests without a token read metadata. Writes still need a token.
+    #[arg(long, env = "SIGNET_ANONYMOUS_READ", global = true)]
+    #[serde(default)]
+    pub anonymous_read: bool,
+
+    /// Public keys of the external token service (--auth registry-token): a PEM file of public
+    /// keys or certificates, or a JWKS file.
+    #[arg(long, env = "SIGNET_TOKEN_KEY", global = true, value_name = "FILE")]
+    pub token_key: Option<PathBuf>,
+
+    /// Issuer (`iss`) that tokens must name [builtin: signet-server].
+    #[arg(long, env = "SIGNET_TOKEN_ISSUER", global = true, value_name = "NAME")]
+    pub token_issuer: Option<String>,
+
+    /// Service name: the audience (`aud`) tokens must name, sent in 401 challenges [default: signet].
+    #[arg(long, env = "SIGNET_TOKEN_SERVICE", global = true, value_name = "NAME")]
+    pub token_service: Option<String>,
+
+    /// URL of the token service, sent as the realm of 401 challenges (--auth registry-token).
+    #[arg(long, env = "SIGNET_TOKEN_REALM", global = true, value_name = "URL")]
+    pub token_realm: Option<String>,
+
+    /// Only repositories whose GUN is under one of these prefixes may exist, such as
+    /// registry.example.com/team (repeatable; comma-separated in the environment).
+    #[arg(long = "gun-prefix", env = "SIGNET_GUN_PREFIX", value_delimiter = ',', global = true, value_name = "PREFIX")]
+    #[serde(default)]
+    pub gun_prefix: Vec<String>,
 }
 
 /// A duration written as a number and a unit: `ms`, `s`, `m`, `h` or `d` (`30s`, `15m`, `7d`).
@@ -192,6 +298,19 @@ pub enum KekSource {
     File { path: PathBuf, create: bool },
 }
 
+/// Resolved authentication settings.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    pub anonymous_read: bool,
+    pub insecure_no_auth: bool,
+    pub token_key: Option<PathBuf>,
+    pub issuer: String,
+    pub service: String,
+    /// Realm of 401 challenges: the token service URL, or the service name for built-in tokens.
+    pub realm: String,
+}
+
 /// Resolved server configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -211,6 +330,11 @@ pub struct Config {
     pub db_max_connections: u32,
     pub db_acquire_timeout: Duration,
     pub log_format: LogFormat,
+    pub tls: Option<crate::tls::TlsFiles>,
+    pub insecure_plain_http: bool,
+    pub auth: AuthConfig,
+    /// Allowed GUN prefixes, without a trailing `/`; empty allows every repository.
+    pub gun_prefixes: Vec<String>,
 }
 
 impl Config {
@@ -259,6 +383,26 @@ impl Config {
             db_max_connections: o.db_max_connections.or(file.db_max_connections).unwrap_or(DEFAULT_DB_MAX_CONNECTIONS),
             db_acquire_timeout: duration(o.db_acquire_timeout, file.db_acquire_timeout, DEFAULT_DB_ACQUIRE_TIMEOUT),
             log_format: o.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            tls: match (o.tls_cert.or(file.tls_cert), o.tls_key.or(file.tls_key)) {
+                (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+                (None, None) => None,
+                _ => anyhow::bail!("--tls-cert and --tls-key go together; pass both or neither"),
+            },
+            insecure_plain_http: o.insecure_plain_http || file.insecure_plain_http,
+            auth: resolve_auth(
+                o.auth.or(file.auth).unwrap_or(AuthMode::None),
+                o.anonymous_read || file.anonymous_read,
+                o.insecure_no_auth || file.insecure_no_auth,
+                o.token_key.or(file.token_key),
+                o.token_issuer.or(file.token_issuer),
+                o.token_service.or(file.token_service),
+                o.token_realm.or(file.token_realm),
+            )?,
+            gun_prefixes: if o.gun_prefix.is_empty() { file.gun_prefix } else { o.gun_prefix }
+                .into_iter()
+                .map(|prefix| prefix.trim_end_matches('/').to_owned())
+                .filter(|prefix| !prefix.is_empty())
+                .collect(),
         };
         config.check()?;
         Ok(config)
@@ -277,6 +421,38 @@ impl Config {
         anyhow::ensure!(self.max_request_size >= self.max_role_size, "--max-request-size must be at least --max-role-size");
         Ok(())
     }
+}
+
+fn resolve_auth(
+    mode: AuthMode,
+    anonymous_read: bool,
+    insecure_no_auth: bool,
+    token_key: Option<PathBuf>,
+    issuer: Option<String>,
+    service: Option<String>,
+    realm: Option<String>,
+) -> anyhow::Result<AuthConfig> {
+    let service = service.unwrap_or_else(|| DEFAULT_TOKEN_SERVICE.to_owned());
+    let (issuer, realm) = match mode {
+        AuthMode::RegistryToken => {
+            anyhow::ensure!(token_key.is_some(), "--auth registry-token needs --token-key FILE with the token service's public keys");
+            let issuer = issuer.context("--auth registry-token needs --token-issuer NAME, the `iss` its tokens carry")?;
+            let realm = realm.context("--auth registry-token needs --token-realm URL, where clients get tokens")?;
+            anyhow::ensure!(realm.starts_with("https://") || realm.starts_with("http://"), "--token-realm must be an http(s) URL, got {realm:?}");
+            (issuer, realm)
+        }
+        AuthMode::Builtin | AuthMode::None => {
+            (issuer.unwrap_or_else(|| BUILTIN_TOKEN_ISSUER.to_owned()), realm.unwrap_or_else(|| service.clone()))
+        }
+    };
+    Ok(AuthConfig { mode, anonymous_read, insecure_no_auth, token_key, issuer, service, realm })
+}
+
+/// True when `gun` is one of `prefixes` or under one of them, by whole path segments. An empty
+/// list allows every repository.
+pub fn gun_allowed(prefixes: &[String], gun: &str) -> bool {
+    prefixes.is_empty()
+        || prefixes.iter().any(|prefix| gun == prefix || gun.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.starts_with('/')))
 }
 
 fn read_toml(path: &Path) -> anyhow::Result<Options> {
@@ -298,6 +474,16 @@ mod tests {
         for bad in ["", "s", "10", "10x", "-1s", "1.5h", "99999999999999999999d"] {
             assert!(bad.parse::<HumanDuration>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn gun_prefixes_match_whole_segments() {
+        let prefixes = vec!["registry.example.com/team".to_owned()];
+        assert!(gun_allowed(&prefixes, "registry.example.com/team/app"));
+        assert!(gun_allowed(&prefixes, "registry.example.com/team"));
+        assert!(!gun_allowed(&prefixes, "registry.example.com/teamx/app"));
+        assert!(!gun_allowed(&prefixes, "registry.example.com/other/app"));
+        assert!(gun_allowed(&[], "anything/at/all"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Client faults map to 4xx with a specific code. An unreachable database maps to 503 with
 //! `Retry-After`. Anything else maps to 500 with a generic message; its cause is logged once here.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
@@ -17,11 +17,18 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub detail: Option<Value>,
+    /// Extra response headers, such as an authentication challenge.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), detail: None }
+        ApiError { status, code, message: message.into(), detail: None, headers: Vec::new() }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> ApiError {
+        self.headers.push((name, value));
+        self
     }
 
     pub fn with_detail(mut self, detail: Value) -> ApiError {
@@ -104,6 +111,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        for (name, value) in self.headers {
+            headers.insert(name, value);
         }
         response
     }

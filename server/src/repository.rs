@@ -22,6 +22,9 @@ use crate::keys::associated_data;
 use crate::state::AppState;
 
 /// Versions written by a successful publish.
+/// Actor recorded for changes the server makes on its own, such as re-signing timestamps.
+pub const SERVER_ACTOR: &str = "signet-server";
+
 #[derive(Debug, Clone, Copy)]
 pub struct PublishOutcome {
     pub snapshot_version: u64,
@@ -30,7 +33,7 @@ pub struct PublishOutcome {
 
 /// Validates and stores an upload, then signs the new snapshot (when server-held) and timestamp
 /// in the same transaction.
-pub async fn publish(state: &AppState, gun: &Gun, parts: Vec<(String, Vec<u8>)>) -> ApiResult<PublishOutcome> {
+pub async fn publish(state: &AppState, gun: &Gun, parts: Vec<(String, Vec<u8>)>, actor: &str) -> ApiResult<PublishOutcome> {
     let now = Utc::now();
     let mut tx = state.pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
@@ -66,11 +69,11 @@ pub async fn publish(state: &AppState, gun: &Gun, parts: Vec<(String, Vec<u8>)>)
         stored.snapshot.clone().ok_or_else(|| ApiError::internal("no snapshot after validation", &"stored snapshot missing"))?
     };
 
-    let timestamp = write_timestamp(state, &mut tx, gun, &stored, &key_rows, &accepted.timestamp_key_ids, &snapshot, now).await?;
+    let timestamp = write_timestamp(state, &mut tx, gun, &stored, &key_rows, &accepted.timestamp_key_ids, &snapshot, now, actor).await?;
     tx.commit().await?;
     state.cache.invalidate(gun.as_str());
 
-    tracing::info!(gun = %gun, snapshot_version = snapshot.version, timestamp_version = timestamp.version, "published");
+    tracing::info!(gun = %gun, actor, snapshot_version = snapshot.version, timestamp_version = timestamp.version, "published");
     Ok(PublishOutcome { snapshot_version: snapshot.version, timestamp_version: timestamp.version })
 }
 
@@ -109,7 +112,7 @@ pub async fn resign(state: &AppState, gun: &str) -> Result<bool, ApiError> {
         snapshot.clone()
     };
 
-    let timestamp = write_timestamp(state, &mut tx, &gun, &stored, &key_rows, &timestamp_key_ids, &snapshot, now).await?;
+    let timestamp = write_timestamp(state, &mut tx, &gun, &stored, &key_rows, &timestamp_key_ids, &snapshot, now, SERVER_ACTOR).await?;
     match tx.commit().await {
         Ok(()) => {}
         Err(error) if crate::error::is_conflict(&error) => return Ok(false),
@@ -130,13 +133,14 @@ async fn write_timestamp(
     key_ids: &[String],
     snapshot: &Document,
     now: DateTime<Utc>,
+    actor: &str,
 ) -> ApiResult<Document> {
     let version = next_version(stored.timestamp.as_ref());
     let signed = timestamp_signed(version, expiry(now, state.config.timestamp_lifetime), &FileInfo::of(snapshot));
     let keys = signing_keys(state, gun, key_rows, RoleName::TIMESTAMP, key_ids)?;
     let document = sign_document(&signed, &keys, RoleType::Timestamp)?;
     tuf_files::insert(conn, gun.as_str(), RoleName::TIMESTAMP, &document).await?;
-    changefeed::record_update(conn, gun.as_str(), document.version, &document.sha256).await?;
+    changefeed::record_update(conn, gun.as_str(), document.version, &document.sha256, actor).await?;
     Ok(document)
 }
 
@@ -195,17 +199,17 @@ async fn create_pending(state: &AppState, conn: &mut PgConnection, gun: &Gun, ro
 }
 
 /// Deletes a repository's metadata and server keys. Returns false when it had neither.
-pub async fn delete(state: &AppState, gun: &Gun) -> ApiResult<bool> {
+pub async fn delete(state: &AppState, gun: &Gun, actor: &str) -> ApiResult<bool> {
     let mut tx = state.pool.begin().await?;
     let files = tuf_files::delete_repository(&mut tx, gun.as_str()).await?;
     let keys = server_keys::delete_repository(&mut tx, gun.as_str()).await?;
     if files == 0 && keys == 0 {
         return Ok(false);
     }
-    changefeed::record_deletion(&mut tx, gun.as_str()).await?;
+    changefeed::record_deletion(&mut tx, gun.as_str(), actor).await?;
     tx.commit().await?;
     state.cache.remove(gun.as_str());
-    tracing::info!(gun = %gun, files, keys, "deleted repository");
+    tracing::info!(gun = %gun, actor, files, keys, "deleted repository");
     Ok(true)
 }
 

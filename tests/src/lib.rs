@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod metadata;
 pub mod registry;
+pub mod tokens;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -184,7 +185,7 @@ impl ServerProcess {
                 if let Some(address) = line.split("listen=").nth(1).filter(|_| line.contains("signet-server started")) {
                     let address = address.split_whitespace().next().unwrap_or_default().to_owned();
                     if let Some(sender) = sender.take() {
-                        let _ = sender.send(address);
+                        let _ = sender.send((address, line.contains("tls=true")));
                     }
                 }
                 let mut logs = thread_logs.lock().unwrap_or_else(|p| p.into_inner());
@@ -194,7 +195,10 @@ impl ServerProcess {
         });
 
         match receiver.recv_timeout(Duration::from_secs(120)) {
-            Ok(address) => Ok(ServerProcess { child, base_url: format!("http://{address}"), data_dir, logs }),
+            Ok((address, https)) => {
+                let scheme = if https { "https" } else { "http" };
+                Ok(ServerProcess { child, base_url: format!("{scheme}://{address}"), data_dir, logs })
+            }
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -202,6 +206,11 @@ impl ServerProcess {
                 bail!("signet-server did not start; its log:\n{logs}")
             }
         }
+    }
+
+    /// Process id, for sending signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything the server wrote to stderr so far.

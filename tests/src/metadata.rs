@@ -92,6 +92,15 @@ impl Client {
         Client { http: reqwest::Client::new(), base_url: base_url.to_owned() }
     }
 
+    /// A client that sends `Authorization: Bearer TOKEN` with every request.
+    pub fn with_token(base_url: &str, token: &str) -> Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("token header");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        let http = reqwest::Client::builder().default_headers(headers).build().expect("HTTP client");
+        Client { http, base_url: base_url.to_owned() }
+    }
+
     pub fn tuf_url(&self, gun: &str, file: &str) -> String {
         format!("{}/v2/{gun}/_trust/tuf/{file}", self.base_url)
     }

@@ -549,10 +549,11 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-struct TlsFiles {
-    ca: PathBuf,
-    certificate: PathBuf,
-    key: PathBuf,
+/// A throwaway CA certificate, and a server certificate and key it signed.
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub certificate: PathBuf,
+    pub key: PathBuf,
 }
 
 fn config_yaml(dir: &Path, port: u16, tls: Option<&TlsFiles>) -> String {
@@ -583,7 +584,7 @@ fn write_htpasswd(dir: &Path, user: &str, password: &str) -> anyhow::Result<Path
 }
 
 /// Makes a throwaway CA and a server certificate for IP 127.0.0.1 with the `openssl` command.
-fn write_tls_files(dir: &Path) -> anyhow::Result<TlsFiles> {
+pub fn write_tls_files(dir: &Path) -> anyhow::Result<TlsFiles> {
     let files = TlsFiles { ca: dir.join("ca.pem"), certificate: dir.join("server.pem"), key: dir.join("server.key") };
     let ca_key = dir.join("ca.key");
     let request = dir.join("server.csr");

@@ -1,6 +1,7 @@
 //! Database access: one module per table. Queries use sqlx's runtime-checked functions, so the
 //! server builds without a database.
 
+pub mod auth;
 pub mod changefeed;
 pub mod server_keys;
 pub mod tuf_files;

@@ -7,9 +7,11 @@
 use std::collections::HashMap;
 
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::auth::Need;
 use crate::db::changefeed;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -18,7 +20,8 @@ const DEFAULT_RECORDS: i64 = 100;
 const MAX_RECORDS: i64 = 1000;
 
 /// `GET /v2/_trust/changefeed`: changes of every repository.
-pub async fn global(State(state): State<AppState>, Query(params): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
+pub async fn global(State(state): State<AppState>, headers: HeaderMap, Query(params): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
+    state.auth.authorize(&state.pool, &headers, Need::Admin).await?;
     page(&state, None, &params).await
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
@@ -31,7 +31,12 @@ pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, 
 /// Upper bound on repository and role pairs reported in the expiry metric, soonest first.
 const MAX_EXPIRY_SERIES: i64 = 10_000;
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// `GET /metrics`. With authentication on it needs an admin token, because its series name
+/// repositories.
+pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Err(error) = state.auth.authorize(&state.pool, &headers, crate::auth::Need::Admin).await {
+        return error.into_response();
+    }
     let up = database_up(&state).await;
     let mut body = state.metrics.render(up);
     if up {
@@ -40,7 +45,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             Err(error) => tracing::warn!(error = %error, "failed to read expiries for metrics"),
         }
     }
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 async fn database_up(state: &AppState) -> bool {

@@ -49,12 +49,14 @@ async fn log_request(State(state): State<AppState>, request: Request, next: Next
 
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
+    let actor = response.extensions().get::<tuf::Actor>().map(|actor| actor.0.clone());
     state.metrics.record_request(method.as_str(), &route, status, elapsed);
     tracing::info!(
         method = %method,
         route = %route,
         path = %path,
         status,
+        subject = %actor.as_deref().unwrap_or("-"),
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );

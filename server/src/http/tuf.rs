@@ -16,7 +16,10 @@ use percent_encoding::percent_decode_str;
 use serde_json::json;
 use signet_core::{Gun, RoleName};
 
+use crate::auth::token::Action;
+use crate::auth::{Need, Principal};
 use crate::cache::CachedFile;
+use crate::config::gun_allowed;
 use crate::db::tuf_files::{self, StoredFile};
 use crate::error::{ApiError, ApiResult};
 use crate::repository;
@@ -45,11 +48,42 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
     }
 }
 
+/// The subject of the token behind a request, added to the response for the request log.
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
 async fn route(state: AppState, request: Request) -> ApiResult<Response> {
     let path = request.uri().path().to_owned();
     let (gun, target) = parse_path(&path)?;
     let method = request.method().clone();
 
+    if !gun_allowed(&state.config.gun_prefixes, gun.as_str()) {
+        let message = format!("repository {gun} is outside the GUN prefixes this server accepts");
+        return Err(match method {
+            Method::POST => ApiError::bad_request("GUN_NOT_ALLOWED", message),
+            _ => ApiError::new(StatusCode::NOT_FOUND, "GUN_NOT_ALLOWED", message),
+        });
+    }
+    let principal = authorize(&state, &gun, &method, &target, request.headers()).await?;
+    let mut response = handle(&state, gun, target, method, &path, request, &principal.subject).await?;
+    response.extensions_mut().insert(Actor(principal.subject));
+    Ok(response)
+}
+
+/// Checks the request's token for the access its method and target need.
+async fn authorize(state: &AppState, gun: &Gun, method: &Method, target: &Target, headers: &HeaderMap) -> ApiResult<Principal> {
+    let action = match (method, target) {
+        (&Method::POST, Target::Key(_)) | (&Method::DELETE, Target::Collection) => Action::All,
+        (&Method::POST, Target::Collection) => Action::Push,
+        // Fetching a key of a repository without a root creates a pending key, which is a write.
+        (&Method::GET, Target::Key(_)) if tuf_files::current(&state.pool, gun.as_str(), RoleName::ROOT).await?.is_none() => Action::Push,
+        _ => Action::Pull,
+    };
+    state.auth.authorize(&state.pool, headers, Need::Repository(gun.as_str(), action)).await
+}
+
+async fn handle(state: &AppState, gun: Gun, target: Target, method: Method, path: &str, request: Request, actor: &str) -> ApiResult<Response> {
+    let state = state.clone();
     match (method, target) {
         (Method::GET | Method::HEAD, Target::Current(role)) => get_current(&state, &gun, &role, request.headers()).await,
         (Method::GET | Method::HEAD, Target::ByVersion(role, version)) => {
@@ -68,9 +102,9 @@ async fn route(state: AppState, request: Request) -> ApiResult<Response> {
             let key = repository::rotate_key(&state, &gun, &role).await?;
             Ok(Json(key).into_response())
         }
-        (Method::POST, Target::Collection) => upload(&state, &gun, request).await,
+        (Method::POST, Target::Collection) => upload(&state, &gun, request, actor).await,
         (Method::DELETE, Target::Collection) => {
-            if repository::delete(&state, &gun).await? {
+            if repository::delete(&state, &gun, actor).await? {
                 Ok(Json(json!({})).into_response())
             } else {
                 Err(ApiError::not_found(format!("repository {gun} has no metadata")))
@@ -189,7 +223,7 @@ fn metadata_response(sha256: &str, body: Bytes, cache_control: &str, headers: &H
 
 /// `POST /v2/{gun}/_trust/tuf/`: one multipart part per role, each named `files` with the role
 /// name as its file name.
-async fn upload(state: &AppState, gun: &Gun, request: Request) -> ApiResult<Response> {
+async fn upload(state: &AppState, gun: &Gun, request: Request, actor: &str) -> ApiResult<Response> {
     let mut multipart = Multipart::from_request(request, state)
         .await
         .map_err(|e| ApiError::bad_request("MALFORMED_UPLOAD", format!("the upload must be multipart/form-data: {}", e.body_text())))?;
@@ -219,7 +253,7 @@ async fn upload(state: &AppState, gun: &Gun, request: Request) -> ApiResult<Resp
         parts.push((role, bytes));
     }
 
-    let outcome = repository::publish(state, gun, parts).await?;
+    let outcome = repository::publish(state, gun, parts, actor).await?;
     Ok(Json(json!({"snapshot_version": outcome.snapshot_version, "timestamp_version": outcome.timestamp_version})).into_response())
 }
 
