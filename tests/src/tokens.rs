@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use base64::Engine;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Mints a token for the requested scope, or None to refuse it.
 pub type Mint = dyn Fn(&str) -> Option<String> + Send + Sync;
@@ -16,32 +16,61 @@ pub type Mint = dyn Fn(&str) -> Option<String> + Send + Sync;
 /// A running token service. Stopped when dropped.
 pub struct TokenService {
     port: u16,
+    https: bool,
     /// Scopes requested so far, in order.
     scopes: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl TokenService {
-    /// Starts the service; it accepts only `user` and `password` as Basic credentials.
+    /// Starts the service over plain HTTP; it accepts only `user` and `password` as Basic
+    /// credentials.
     pub async fn start(user: &str, password: &str, mint: Arc<Mint>) -> anyhow::Result<TokenService> {
+        TokenService::start_with(user, password, mint, None).await
+    }
+
+    /// Starts the service over HTTPS with a PEM certificate (for 127.0.0.1) and key.
+    pub async fn start_https(user: &str, password: &str, mint: Arc<Mint>, certificate: &std::path::Path, key: &std::path::Path) -> anyhow::Result<TokenService> {
+        use rustls::pki_types::pem::PemObject;
+        let chain = rustls::pki_types::CertificateDer::pem_file_iter(certificate)?.collect::<Result<Vec<_>, _>>()?;
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key)?;
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        TokenService::start_with(user, password, mint, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn start_with(user: &str, password: &str, mint: Arc<Mint>, tls: Option<tokio_rustls::TlsAcceptor>) -> anyhow::Result<TokenService> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
         let scopes = Arc::new(Mutex::new(Vec::new()));
         let task_scopes = scopes.clone();
+        let https = tls.is_some();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                if let Err(error) = answer(stream, &expected, mint.as_ref(), &task_scopes).await {
+                let result = match &tls {
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(stream) => answer(stream, &expected, mint.as_ref(), &task_scopes).await,
+                        Err(error) => Err(error.into()),
+                    },
+                    None => answer(stream, &expected, mint.as_ref(), &task_scopes).await,
+                };
+                if let Err(error) = result {
                     eprintln!("test token service: {error:#}");
                 }
             }
         });
-        Ok(TokenService { port, scopes, task })
+        Ok(TokenService { port, https, scopes, task })
     }
 
     /// Returns the realm URL to configure on the server.
     pub fn realm(&self) -> String {
-        format!("http://127.0.0.1:{}/token", self.port)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/token", self.port)
     }
 
     pub fn scopes(&self) -> Vec<String> {
@@ -55,7 +84,7 @@ impl Drop for TokenService {
     }
 }
 
-async fn answer(mut stream: tokio::net::TcpStream, expected: &str, mint: &Mint, scopes: &Mutex<Vec<String>>) -> anyhow::Result<()> {
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, expected: &str, mint: &Mint, scopes: &Mutex<Vec<String>>) -> anyhow::Result<()> {
     const MAX_REQUEST_BYTES: usize = 16 * 1024;
     let mut buffer = Vec::new();
     let read_head = async {
