@@ -2,10 +2,13 @@
 //! by openssl, and the `signet` command.
 
 use std::process::Command;
+use std::sync::Arc;
 
 use signet_server::auth::token::{Access, Audience, Claims, TokenSigner};
 use signet_tests::metadata::{Client, Repo};
+use signet_tests::cli::{ok, signet, signet_input};
 use signet_tests::registry::write_tls_files;
+use signet_tests::tokens::{Mint, TokenService};
 use signet_tests::{fresh_database, server_binary, ServerProcess, TEST_KEK};
 
 const TEAM_A_APP: &str = "registry.example/team-a/app";
@@ -302,4 +305,77 @@ async fn gun_prefixes_limit_repositories() {
     assert!(response.text().await.unwrap().contains("GUN_NOT_ALLOWED"));
     let (status, body) = client.upload(TEAM_B_APP, &[("root", b"{}".to_vec())]).await;
     assert_eq!(status, 400, "{body}");
+}
+
+const NGINX_1_13_9: &str = "sha256:4771d09578c7c6a65299e110b3ee1c0a2592f5ea2618d23e4ffe7a4cab1ce5de";
+
+#[tokio::test]
+async fn client_works_over_tls_with_token_service() {
+    let db = fresh_database().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tls = write_tls_files(dir.path()).unwrap();
+    let (signer, _) = TokenSigner::generate().unwrap();
+    let key_file = write_public_key(dir.path(), &signer);
+
+    // The token service grants what is asked for, on team-a repositories only.
+    let mint: Arc<Mint> = Arc::new(move |scope: &str| {
+        let (gun, actions) = scope.strip_prefix("repository:")?.rsplit_once(':')?;
+        if !gun.starts_with("registry.example/team-a/") {
+            return None;
+        }
+        let actions: Vec<&str> = actions.split(',').collect();
+        signer.sign(&claims("test-issuer", "signet", 300, gun, &actions)).ok()
+    });
+    let password = "alice-password-91c2";
+    let tokens = TokenService::start_https("alice", password, mint, &tls.certificate, &tls.key).await.unwrap();
+    let realm = tokens.realm();
+    let server = ServerProcess::start(
+        &db,
+        &[
+            "--tls-cert", tls.certificate.to_str().unwrap(), "--tls-key", tls.key.to_str().unwrap(), "--auth", "registry-token",
+            "--token-key", key_file.to_str().unwrap(), "--token-issuer", "test-issuer", "--token-realm", &realm,
+        ],
+    )
+    .unwrap();
+    let url = server.base_url.as_str();
+    assert!(url.starts_with("https://"), "{url}");
+    let ca = tls.ca.to_str().unwrap();
+    let publisher = tempfile::tempdir().unwrap();
+    let consumer = tempfile::tempdir().unwrap();
+    let reference = format!("{TEAM_A_APP}:1.0");
+
+    let untrusted = signet(url, publisher.path(), &["init", TEAM_A_APP]);
+    assert_eq!(untrusted.code, 1, "{}", untrusted.stderr);
+    let anonymous = signet(url, publisher.path(), &["--tls-ca", ca, "init", TEAM_A_APP]);
+    assert_eq!(anonymous.code, 1, "{}", anonymous.stderr);
+    assert!(anonymous.stderr.contains("signet login"), "{}", anonymous.stderr);
+
+    let wrong = signet_input(url, publisher.path(), &["--tls-ca", ca, "login", url, "--username", "alice", "--password-stdin"], "wrong\n");
+    assert_ne!(wrong.code, 0, "{}", wrong.stderr);
+    ok(signet_input(url, publisher.path(), &["--tls-ca", ca, "login", url, "--username", "alice", "--password-stdin"], &format!("{password}\n")));
+    ok(signet(url, publisher.path(), &["--tls-ca", ca, "init", TEAM_A_APP]));
+    ok(signet(url, publisher.path(), &["--tls-ca", ca, "sign", &reference, "--digest", NGINX_1_13_9, "--size", "1570"]));
+    let export = ok(signet(url, publisher.path(), &["--tls-ca", ca, "trust", "export", TEAM_A_APP]));
+    let root_file = dir.path().join("root.json");
+    std::fs::write(&root_file, export.stdout.as_bytes()).unwrap();
+
+    ok(signet_input(url, consumer.path(), &["--tls-ca", ca, "login", url, "--username", "alice", "--password-stdin"], &format!("{password}\n")));
+    ok(signet(url, consumer.path(), &["trust", "import", TEAM_A_APP, root_file.to_str().unwrap()]));
+    let lookup = ok(signet(url, consumer.path(), &["--tls-ca", ca, "lookup", &reference]));
+    assert_eq!(lookup.stdout.trim(), format!("{TEAM_A_APP}@{NGINX_1_13_9}"));
+
+    // The token service refuses team-b, so publishing there fails with a clear error.
+    let refused = signet(url, publisher.path(), &["--tls-ca", ca, "init", TEAM_B_APP]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+
+    let scopes = tokens.scopes();
+    assert!(scopes.contains(&format!("repository:{TEAM_A_APP}:pull,push")), "{scopes:?}");
+    assert!(scopes.contains(&format!("repository:{TEAM_A_APP}:pull")), "{scopes:?}");
+    let logs = server.logs();
+    assert!(logs.contains("subject=external-user"), "{logs}");
+    assert!(!logs.contains(password));
+    for run in [&untrusted, &anonymous, &wrong, &lookup, &refused] {
+        assert!(!run.stderr.contains(password));
+        assert!(!run.stdout.contains(password));
+    }
 }
