@@ -1,5 +1,6 @@
 //! Signet client library. The `signet` command and its verification workflow live here.
 
+pub mod auth;
 pub mod keystore;
 pub mod passphrase;
 pub mod pin;

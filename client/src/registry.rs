@@ -436,7 +436,7 @@ fn check_tag(tag: &str) -> Result<(), RegistryError> {
     Ok(())
 }
 
-fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, RegistryError> {
+pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, RegistryError> {
     let invalid = |reason: &str| RegistryError::InvalidCaFile { path: path.to_owned(), reason: reason.to_owned() };
     let text =
         std::fs::read(path).map_err(|source| RegistryError::CaFileUnreadable { path: path.to_owned(), source })?;
@@ -597,13 +597,13 @@ fn url_host(url: &reqwest::Url) -> String {
 
 /// One challenge from a `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Challenge {
-    scheme: String,
-    params: Vec<(String, String)>,
+pub(crate) struct Challenge {
+    pub(crate) scheme: String,
+    pub(crate) params: Vec<(String, String)>,
 }
 
 impl Challenge {
-    fn param(&self, name: &str) -> Option<&str> {
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
         self.params.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
 }
@@ -612,7 +612,7 @@ impl Challenge {
 /// Parameters are `name=token` or `name="quoted string"`. A token68 credential and anything
 /// malformed end the current challenge's parameters, so a bad header yields fewer challenges
 /// rather than an error.
-fn parse_challenges(header: &str) -> Vec<Challenge> {
+pub(crate) fn parse_challenges(header: &str) -> Vec<Challenge> {
     let mut challenges = Vec::new();
     let mut rest = header.trim_start();
 

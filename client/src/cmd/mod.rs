@@ -1,6 +1,7 @@
 //! Command-line definition, shared context and error reporting. One module per command group.
 
 mod keys;
+mod login;
 mod lookup;
 mod pin;
 mod publish;
@@ -8,18 +9,22 @@ mod root;
 mod trust;
 
 use std::ffi::OsString;
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use signet_client::auth::{self, CredentialStore, ServerAuth};
 use signet_client::keystore::{KeyRole, KeyStore, KeyStoreError};
 use signet_client::passphrase::{read_passphrase, PassphrasePurpose, SystemTerminal};
 use signet_client::reference::Reference;
 use signet_client::registry::{Registry, RegistryError, RegistryOptions};
-use signet_client::remote::Remote;
+use signet_client::remote::{read_ca_certificates, Remote, RemoteOptions};
 use signet_client::state::RepositoryState;
 use signet_client::updater::{UpdateError, Updater};
 use signet_core::signing::SigningKey;
 use signet_core::Gun;
+use zeroize::Zeroizing;
 
 /// Exit code for a tag that is not signed or metadata that failed verification.
 pub const EXIT_UNTRUSTED: u8 = 3;
@@ -51,6 +56,16 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     verbose: bool,
 
+    /// Bearer token sent to the trust server [default: the contents of the file `token` in the
+    /// signet home, which must be readable by its owner only].
+    #[arg(long, value_name = "TOKEN", env = "SIGNET_TOKEN", hide_env_values = true, global = true)]
+    token: Option<SecretArg>,
+
+    /// Trust the PEM CA certificates in FILE for the trust server's HTTPS, besides the system
+    /// roots.
+    #[arg(long, value_name = "FILE", env = "SIGNET_TLS_CA", global = true)]
+    tls_ca: Option<PathBuf>,
+
     /// Reach this registry over plain HTTP instead of HTTPS (repeatable). Anyone on the network
     /// path can then change what the registry serves; signet warns each time.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]", global = true)]
@@ -70,6 +85,23 @@ pub struct Cli {
     /// (repeatable, or comma-separated in SIGNET_GUN_MAP).
     #[arg(long = "gun-map", value_name = "FROM=TO", env = "SIGNET_GUN_MAP", value_delimiter = ',', global = true)]
     gun_map: Vec<String>,
+}
+
+/// A secret command-line value. clap stores it as given, and `Debug` never shows it. Any string
+/// is accepted here so that clap's own errors never quote the value, and the checks come later.
+#[derive(Clone)]
+pub struct SecretArg(Zeroizing<String>);
+
+impl From<String> for SecretArg {
+    fn from(value: String) -> SecretArg {
+        SecretArg(Zeroizing::new(value))
+    }
+}
+
+impl fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretArg(<redacted>)")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -114,6 +146,10 @@ enum Command {
     /// Rewrite image references in Kubernetes manifests, Compose files and Dockerfiles to
     /// verified digests, or with --check only verify that they are pinned.
     Pin(pin::PinArgs),
+    /// Store a user name and password for the trust server's token service, after checking them.
+    Login(login::LoginArgs),
+    /// Remove the stored user name and password for a trust server.
+    Logout(login::LogoutArgs),
 }
 
 /// A failed command with the exit code it maps to.
@@ -184,6 +220,13 @@ pub struct Context {
     registry_options: RegistryOptions,
     /// Registry name prefix and GUN prefix pairs from --gun-map.
     gun_map: Vec<(String, String)>,
+    /// The --token or SIGNET_TOKEN value, not yet checked.
+    token: Option<SecretArg>,
+    tls_ca: Option<PathBuf>,
+    /// Trust server options, resolved when a command first needs the server, so commands that
+    /// stay local do not read the token file. Shared by every remote so that a fetched token is
+    /// reused.
+    remote_options: OnceLock<RemoteOptions>,
 }
 
 impl Context {
@@ -203,7 +246,17 @@ impl Context {
             docker_config: cli.docker_config.clone(),
         };
         let gun_map = cli.gun_map.iter().map(|entry| parse_gun_map(entry)).collect::<Result<_, _>>()?;
-        Ok(Context { server: cli.server.clone(), home, output: cli.output, verbose: cli.verbose, registry_options, gun_map })
+        Ok(Context {
+            server: cli.server.clone(),
+            home,
+            output: cli.output,
+            verbose: cli.verbose,
+            registry_options,
+            gun_map,
+            token: cli.token.clone(),
+            tls_ca: cli.tls_ca.clone(),
+            remote_options: OnceLock::new(),
+        })
     }
 
     /// Opens the registry client, warning about every registry reached over plain HTTP.
@@ -241,7 +294,38 @@ impl Context {
     }
 
     pub fn remote(&self, gun: &Gun) -> Result<Remote, Failure> {
-        Remote::new(&self.server, gun).map_err(Failure::usage)
+        let options = self.remote_options()?;
+        Remote::with_options(&self.server, gun, options).map_err(Failure::usage)
+    }
+
+    /// Returns the trust server options: the token from --token, SIGNET_TOKEN or HOME/token, the
+    /// credentials stored by `signet login` for --server, and the --tls-ca certificates.
+    fn remote_options(&self) -> Result<&RemoteOptions, Failure> {
+        if let Some(options) = self.remote_options.get() {
+            return Ok(options);
+        }
+
+        let token = match &self.token {
+            Some(SecretArg(token)) => Some(auth::check_token(token, "--token or SIGNET_TOKEN").map_err(Failure::usage)?),
+            None => auth::read_token_file(&self.home).map_err(Failure::usage)?,
+        };
+        let credentials = match auth::server_key(&self.server) {
+            Ok(_) => CredentialStore::new(&self.home).get(&self.server).map_err(Failure::usage)?,
+            // An invalid --server is reported when the remote is built.
+            Err(_) => None,
+        };
+        let options = RemoteOptions::new(ServerAuth { token, credentials }, self.ca_certificates()?);
+        Ok(self.remote_options.get_or_init(|| options))
+    }
+
+    /// Reads the --tls-ca certificates; none without the option.
+    pub fn ca_certificates(&self) -> Result<Vec<reqwest::Certificate>, Failure> {
+        match &self.tls_ca {
+            Some(path) => read_ca_certificates(path).map_err(|error| {
+                Failure::usage(anyhow::Error::new(error).context(format!("invalid --tls-ca file {}", path.display())))
+            }),
+            None => Ok(Vec::new()),
+        }
     }
 
     pub fn state(&self, gun: &Gun) -> RepositoryState {
@@ -373,5 +457,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Key(command) => keys::run(&context, command).await,
         Command::Root(command) => root::run(&context, command).await,
         Command::Pin(args) => pin::run(&context, args).await,
+        Command::Login(args) => login::login(&context, args).await,
+        Command::Logout(args) => login::logout(&context, args),
     }
 }

@@ -33,6 +33,8 @@ pub enum Need<'a> {
     Repository(&'a str, Action),
     /// Server-wide endpoints: the global changefeed and /metrics.
     Admin,
+    /// Any valid token: `GET /v2/`, where clients learn where to get tokens.
+    Any,
 }
 
 /// The sender of a request, for the log and the changefeed.
@@ -75,7 +77,7 @@ impl Authenticator {
             return Ok(Principal { subject: ANONYMOUS.to_owned() });
         }
         let Some(token) = bearer_token(headers) else {
-            if self.config.anonymous_read && matches!(need, Need::Repository(_, Action::Pull)) {
+            if self.config.anonymous_read && matches!(need, Need::Repository(_, Action::Pull) | Need::Any) {
                 return Ok(Principal { subject: ANONYMOUS.to_owned() });
             }
             return Err(self.challenge(need, None, "authentication required: send a bearer token"));
@@ -91,6 +93,7 @@ impl Authenticator {
         let allowed = match need {
             Need::Repository(gun, action) => claims.allows(gun, action),
             Need::Admin => claims.is_admin(),
+            Need::Any => true,
         };
         if !allowed {
             tracing::info!(subject = %claims.sub, "token lacks the access a request needs");
@@ -127,13 +130,17 @@ impl Authenticator {
     /// Builds a 401 with a challenge that names the scope the request needs.
     fn challenge(&self, need: Need<'_>, error: Option<&str>, message: &str) -> ApiError {
         let scope = match need {
-            Need::Repository(gun, Action::Pull) => format!("repository:{gun}:pull"),
+            Need::Repository(gun, Action::Pull) => Some(format!("repository:{gun}:pull")),
             // Publishing reads the current metadata first.
-            Need::Repository(gun, Action::Push) => format!("repository:{gun}:pull,push"),
-            Need::Repository(gun, Action::All) => format!("repository:{gun}:*"),
-            Need::Admin => "admin:*:*".to_owned(),
+            Need::Repository(gun, Action::Push) => Some(format!("repository:{gun}:pull,push")),
+            Need::Repository(gun, Action::All) => Some(format!("repository:{gun}:*")),
+            Need::Admin => Some("admin:*:*".to_owned()),
+            Need::Any => None,
         };
-        let mut value = format!("Bearer realm=\"{}\",service=\"{}\",scope=\"{scope}\"", self.config.realm, self.config.service);
+        let mut value = format!("Bearer realm=\"{}\",service=\"{}\"", self.config.realm, self.config.service);
+        if let Some(scope) = scope {
+            value.push_str(&format!(",scope=\"{scope}\""));
+        }
         if let Some(error) = error {
             value.push_str(&format!(",error=\"{error}\""));
         }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -22,7 +22,7 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let body_limit = usize::try_from(state.config.max_request_size).unwrap_or(usize::MAX);
     Router::new()
-        .route("/v2/", get(|| async { Json(json!({})) }))
+        .route("/v2/", get(ping))
         .route("/v2/_trust/changefeed", get(changefeed::global))
         .route("/v2/{*path}", axum::routing::any(tuf::dispatch))
         .route("/healthz", get(health::healthz))
@@ -35,6 +35,15 @@ pub fn router(state: AppState) -> Router {
         .layer(CompressionLayer::new().gzip(true).quality(CompressionLevel::Fastest))
         .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
+}
+
+/// `GET /v2/`: 200 `{}` for a client that may use the API. With authentication on it needs a
+/// valid token, so a client without one gets the challenge that names the token service.
+async fn ping(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    match state.auth.authorize(&state.pool, &headers, crate::auth::Need::Any).await {
+        Ok(_) => Json(json!({})).into_response(),
+        Err(error) => error.into_response(),
+    }
 }
 
 /// Logs one line per request and records its metrics. URLs carry no secrets; headers, which
