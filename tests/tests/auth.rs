@@ -386,3 +386,38 @@ async fn client_works_over_tls_with_token_service() {
         assert!(!run.stdout.contains(password));
     }
 }
+
+#[tokio::test]
+async fn client_uses_builtin_tokens() {
+    let db = fresh_database().await.unwrap();
+    let server = ServerProcess::start(&db, &["--auth", "builtin"]).unwrap();
+    let url = server.base_url.as_str();
+    let publisher_token = issue(&db, &["--gun", "registry.example/team-a/*", "--actions", "pull,push", "--subject", "publisher"]);
+    let reader_token = issue(&db, &["--gun", "registry.example/team-a/*", "--actions", "pull"]);
+    let publisher = tempfile::tempdir().unwrap();
+    let consumer = tempfile::tempdir().unwrap();
+    let reference = format!("{TEAM_A_APP}:1.0");
+
+    let missing = signet(url, publisher.path(), &["init", TEAM_A_APP]);
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+    assert!(missing.stderr.contains("--token"), "{}", missing.stderr);
+
+    ok(signet(url, publisher.path(), &["--token", &publisher_token, "init", TEAM_A_APP]));
+    // The token file in the home works like --token.
+    let token_file = publisher.path().join("token");
+    std::fs::write(&token_file, &publisher_token).unwrap();
+    std::fs::set_permissions(&token_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    ok(signet(url, publisher.path(), &["sign", &reference, "--digest", NGINX_1_13_9, "--size", "1570"]));
+    let export = ok(signet(url, publisher.path(), &["trust", "export", TEAM_A_APP]));
+    let root_file = consumer.path().join("root.json");
+    std::fs::write(&root_file, export.stdout.as_bytes()).unwrap();
+
+    ok(signet(url, consumer.path(), &["trust", "import", TEAM_A_APP, root_file.to_str().unwrap()]));
+    let lookup = ok(signet(url, consumer.path(), &["--token", &reader_token, "lookup", &reference]));
+    assert_eq!(lookup.stdout.trim(), format!("{TEAM_A_APP}@{NGINX_1_13_9}"));
+    let denied = signet(url, consumer.path(), &["--token", &reader_token, "delete", TEAM_A_APP, "--remote"]);
+    assert_eq!(denied.code, 1, "{}", denied.stderr);
+    for run in [&missing, &lookup, &denied] {
+        assert!(!run.stderr.contains(&publisher_token) && !run.stderr.contains(&reader_token));
+    }
+}
