@@ -13,7 +13,7 @@ use anyhow::{bail, ensure, Context};
 use base64::Engine as _;
 use serde_json::json;
 use signet_client::reference::Digest;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 
 /// The registry binary from Debian's `docker-registry` package.
 pub const REGISTRY_BINARY: &str = "/usr/bin/docker-registry";
@@ -359,28 +359,7 @@ async fn answer_token_request(
     expected_authorization: Option<&str>,
     requests: &Mutex<Vec<TokenRequest>>,
 ) -> anyhow::Result<()> {
-    const MAX_REQUEST_BYTES: usize = 16 * 1024;
-    let mut buffer = Vec::new();
-    let read_head = async {
-        while !buffer.windows(4).any(|window| window == b"\r\n\r\n") && buffer.len() < MAX_REQUEST_BYTES {
-            let mut chunk = [0u8; 4096];
-            let read = stream.read(&mut chunk).await?;
-            if read == 0 {
-                break;
-            }
-            buffer.extend_from_slice(&chunk[..read]);
-        }
-        Ok::<(), std::io::Error>(())
-    };
-    tokio::time::timeout(Duration::from_secs(5), read_head).await.context("timed out reading a token request")??;
-
-    let head = String::from_utf8_lossy(&buffer);
-    let mut lines = head.split("\r\n");
-    let target = lines.next().and_then(|line| line.split_whitespace().nth(1)).unwrap_or("/").to_owned();
-    let authorization = lines.take_while(|line| !line.is_empty()).find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.trim().eq_ignore_ascii_case("authorization").then(|| value.trim().to_owned())
-    });
+    let (target, authorization) = crate::tokens::read_request_head(&mut stream).await?;
     let url = reqwest::Url::parse(&format!("http://token.invalid{target}"))?;
     let query = |name: &str| url.query_pairs().find(|(key, _)| key == name).map(|(_, value)| value.into_owned());
     let scope = query("scope");

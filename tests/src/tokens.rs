@@ -84,7 +84,8 @@ impl Drop for TokenService {
     }
 }
 
-async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, expected: &str, mint: &Mint, scopes: &Mutex<Vec<String>>) -> anyhow::Result<()> {
+/// Reads the head of one HTTP request and returns its target and `Authorization` header.
+pub async fn read_request_head<S: AsyncRead + Unpin>(stream: &mut S) -> anyhow::Result<(String, Option<String>)> {
     const MAX_REQUEST_BYTES: usize = 16 * 1024;
     let mut buffer = Vec::new();
     let read_head = async {
@@ -107,6 +108,11 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, expected: &str
         let (name, value) = line.split_once(':')?;
         name.trim().eq_ignore_ascii_case("authorization").then(|| value.trim().to_owned())
     });
+    Ok((target, authorization))
+}
+
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, expected: &str, mint: &Mint, scopes: &Mutex<Vec<String>>) -> anyhow::Result<()> {
+    let (target, authorization) = read_request_head(&mut stream).await?;
     let url = reqwest::Url::parse(&format!("http://token.invalid{target}"))?;
     let scope = url.query_pairs().find(|(key, _)| key == "scope").map(|(_, value)| value.into_owned()).unwrap_or_default();
     scopes.lock().unwrap_or_else(|p| p.into_inner()).push(scope.clone());
