@@ -105,7 +105,7 @@ pub enum RegistryError {
     #[error("invalid tag {0:?}: a tag is 1 to 128 characters of [A-Za-z0-9_.-] and does not start with '.' or '-'")]
     InvalidTag(String),
 
-    #[error("plain HTTP to {host} ({url}) is not allowed; list {host} as an insecure registry to allow it")]
+    #[error("refused plain HTTP to {host}, which {url} led to; list {host} as an insecure registry to allow it")]
     PlainHttpRefused { host: String, url: String },
 
     #[error("TLS certificate of {host} is not trusted; if the registry uses a private CA, add the CA certificate file to the trusted CA files")]
@@ -703,25 +703,27 @@ impl fmt::Display for PlainHttpRedirect {
 
 impl std::error::Error for PlainHttpRedirect {}
 
-/// Classifies a failed request: a rejected redirect, a server that replied to HTTPS with plain
-/// HTTP, an untrusted certificate, or any other failure to reach `url`.
-fn send_error(url: &str, host: &str, source: reqwest::Error) -> RegistryError {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&source);
-    let mut untrusted = false;
+/// A TLS-level reason for a failed request.
+pub(crate) enum TlsFailure {
+    /// A redirect to plain HTTP was rejected.
+    Redirect { host: String, url: String },
+    /// The first bytes back were not a TLS record, as when a plain HTTP server replies to the
+    /// TLS handshake.
+    PlainHttp,
+    /// The server's certificate did not verify.
+    UntrustedCertificate,
+}
+
+/// Finds the TLS-level reason in a failed request's error chain, if there is one.
+pub(crate) fn tls_failure(source: &reqwest::Error) -> Option<TlsFailure> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(source);
     while let Some(error) = next {
         if let Some(redirect) = error.downcast_ref::<PlainHttpRedirect>() {
-            return RegistryError::PlainHttpRefused { host: redirect.host.clone(), url: redirect.url.clone() };
+            return Some(TlsFailure::Redirect { host: redirect.host.clone(), url: redirect.url.clone() });
         }
         match error.downcast_ref::<rustls::Error>() {
-            // The first bytes back were not a TLS record, as when a plain HTTP server replies
-            // to the TLS handshake.
-            Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
-                return RegistryError::PlainHttpRefused { host: host.to_owned(), url: url.to_owned() };
-            }
-            Some(rustls::Error::InvalidCertificate(_)) => {
-                untrusted = true;
-                break;
-            }
+            Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => return Some(TlsFailure::PlainHttp),
+            Some(rustls::Error::InvalidCertificate(_)) => return Some(TlsFailure::UntrustedCertificate),
             _ => {}
         }
         // With reqwest 0.12 the rustls error arrives wrapped in two io::Errors, and
@@ -731,11 +733,18 @@ fn send_error(url: &str, host: &str, source: reqwest::Error) -> RegistryError {
             None => error.source(),
         };
     }
+    None
+}
 
-    if untrusted {
-        return RegistryError::UntrustedCertificate { host: host.to_owned(), source };
+/// Classifies a failed request: a rejected redirect, a server that replied to HTTPS with plain
+/// HTTP, an untrusted certificate, or any other failure to reach `url`.
+fn send_error(url: &str, host: &str, source: reqwest::Error) -> RegistryError {
+    match tls_failure(&source) {
+        Some(TlsFailure::Redirect { host, url }) => RegistryError::PlainHttpRefused { host, url },
+        Some(TlsFailure::PlainHttp) => RegistryError::PlainHttpRefused { host: host.to_owned(), url: url.to_owned() },
+        Some(TlsFailure::UntrustedCertificate) => RegistryError::UntrustedCertificate { host: host.to_owned(), source },
+        None => RegistryError::Unreachable { url: url.to_owned(), source },
     }
-    RegistryError::Unreachable { url: url.to_owned(), source }
 }
 
 fn header_text(response: &reqwest::Response, name: impl reqwest::header::AsHeaderName) -> Option<String> {

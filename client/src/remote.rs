@@ -32,16 +32,19 @@ pub enum RemoteError {
     #[error("cannot reach the server at {url}")]
     Unreachable { url: String, #[source] source: reqwest::Error },
 
+    #[error("the TLS certificate of the server at {url} is not trusted; pass the CA certificate that issued it with --tls-ca FILE (the server's own certificate must not be a CA certificate)")]
+    UntrustedCertificate { url: String, #[source] source: reqwest::Error },
+
     #[error("{file} is larger than the limit of {limit} bytes (endless data attack or misconfigured server)")]
     TooLarge { file: String, limit: u64 },
 
     #[error("server returned {status} for {file}: {message}")]
     Status { file: String, status: u16, code: String, message: String, detail: Value },
 
-    #[error("not authorized for {gun} ({scope}); pass a token with --token or SIGNET_TOKEN, or run signet login {server}")]
+    #[error("not authorized for {gun} ({scope}); pass a token with --token or SIGNET_TOKEN, or run signet login {server} if the server uses an external token service")]
     Unauthorized { gun: String, scope: String, server: String },
 
-    #[error("the server rejected the token for {gun} ({scope}): it may have expired or lack this access; pass a new token with --token or SIGNET_TOKEN, or run signet login {server}")]
+    #[error("the server rejected the token for {gun} ({scope}): it may have expired, been revoked or lack this access; pass a new token with --token or SIGNET_TOKEN, or run signet login {server} if the server uses an external token service")]
     TokenRejected { gun: String, scope: String, server: String },
 
     #[error("failed to get a token for {gun}")]
@@ -332,7 +335,10 @@ impl Remote {
         if let Some(token) = token {
             request = request.bearer_auth(token.as_str());
         }
-        request.send().await.map_err(|source| RemoteError::Unreachable { url: url.to_owned(), source })
+        request.send().await.map_err(|source| match crate::registry::tls_failure(&source) {
+            Some(crate::registry::TlsFailure::UntrustedCertificate) => RemoteError::UntrustedCertificate { url: url.to_owned(), source },
+            _ => RemoteError::Unreachable { url: url.to_owned(), source },
+        })
     }
 
     fn unauthorized(&self, scope: String, token_sent: bool) -> RemoteError {

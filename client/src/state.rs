@@ -81,6 +81,11 @@ impl RepositoryState {
         self.write_staged(&[])
     }
 
+    /// Replaces the staged changes, for example to restore them after a failed publish.
+    pub fn restore(&self, changes: &[Change]) -> Result<(), StateError> {
+        self.write_staged(changes)
+    }
+
     fn write_staged(&self, changes: &[Change]) -> Result<(), StateError> {
         let path = self.staged_path();
         std::fs::create_dir_all(&self.dir).map_err(|source| StateError { action: "create", path: self.dir.clone(), source })?;

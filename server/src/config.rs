@@ -348,6 +348,10 @@ impl Config {
 
         let data_dir = o.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let database = match o.database_url.or(file.database_url) {
+            // The URL is left out of the message because it may hold a password.
+            Some(url) if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) => {
+                anyhow::bail!("invalid --database-url: expected postgres://USER:PASSWORD@HOST:PORT/DATABASE")
+            }
             Some(url) => DatabaseSource::Url(url),
             None => DatabaseSource::Embedded,
         };
@@ -474,6 +478,14 @@ mod tests {
         for bad in ["", "s", "10", "10x", "-1s", "1.5h", "99999999999999999999d"] {
             assert!(bad.parse::<HumanDuration>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn database_url_needs_postgres_scheme() {
+        let options = Options { database_url: Some("bogus://user:hunter2@host/db".to_owned()), ..Options::default() };
+        let message = format!("{:#}", Config::resolve(options).unwrap_err());
+        assert!(message.contains("postgres://USER:PASSWORD@HOST"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
     }
 
     #[test]

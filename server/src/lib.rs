@@ -32,6 +32,15 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     if matches!(command, Command::Serve) {
         check_exposure(&config)?;
     }
+    // Tokens issued into a new, empty cluster would be accepted by no server.
+    if matches!(command, Command::Token(_)) && matches!(config.database, DatabaseSource::Embedded) {
+        let exists = config.data_dir.join("postgres").exists() || config.data_dir.join("postgres.location").exists();
+        anyhow::ensure!(
+            exists,
+            "no embedded database in {}; run token commands with the server's --data-dir or --database-url",
+            config.data_dir.display()
+        );
+    }
     let (database_url, embedded) = match &config.database {
         DatabaseSource::Url(url) => (url.clone(), None),
         DatabaseSource::Embedded => {

@@ -110,6 +110,21 @@ async fn network_address_needs_tls_and_auth() {
     assert!(server.logs().contains("accepting anonymous requests, on a loopback address only"), "{}", server.logs());
 }
 
+#[test]
+fn token_commands_need_the_servers_database() {
+    let empty = tempfile::tempdir().unwrap();
+    let output = Command::new(server_binary())
+        .args(["token", "list", "--data-dir", empty.path().to_str().unwrap()])
+        .env("SIGNET_KEY_ENCRYPTION_KEY", TEST_KEK)
+        .env_remove("SIGNET_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("no embedded database"), "{stderr}");
+    assert!(!empty.path().join("postgres").exists());
+}
+
 /// Runs `signet-server token ARGS` on the database and returns its stdout; fails the test unless
 /// it succeeds.
 fn token_command(database_url: &str, args: &[&str]) -> String {
@@ -415,9 +430,16 @@ async fn client_uses_builtin_tokens() {
     ok(signet(url, consumer.path(), &["trust", "import", TEAM_A_APP, root_file.to_str().unwrap()]));
     let lookup = ok(signet(url, consumer.path(), &["--token", &reader_token, "lookup", &reference]));
     assert_eq!(lookup.stdout.trim(), format!("{TEAM_A_APP}@{NGINX_1_13_9}"));
+    // This server has no external token service, so there is nothing to log in to.
+    let login = signet_input(url, consumer.path(), &["login", "--username", "alice", "--password-stdin"], "secret-3f9a\n");
+    assert_eq!(login.code, 1, "{}", login.stderr);
+    assert!(login.stderr.contains("names no token service"), "{}", login.stderr);
+    assert!(!consumer.path().join("credentials.json").exists());
+
     let denied = signet(url, consumer.path(), &["--token", &reader_token, "delete", TEAM_A_APP, "--remote"]);
     assert_eq!(denied.code, 1, "{}", denied.stderr);
     for run in [&missing, &lookup, &denied] {
-        assert!(!run.stderr.contains(&publisher_token) && !run.stderr.contains(&reader_token));
+        assert!(!run.stderr.contains(&publisher_token));
+        assert!(!run.stderr.contains(&reader_token));
     }
 }

@@ -108,7 +108,10 @@ async fn clear_errors_for_operational_failures() {
     assert_eq!(wrong.code, 1, "{}", wrong.stderr);
     assert!(wrong.stderr.contains("wrong passphrase"), "{}", wrong.stderr);
     assert!(!wrong.stderr.contains("not the passphrase"), "the passphrase must not be printed");
-    ok(signet(url, publisher.path(), &["reset", "nginx"]));
+    // The failed sign leaves nothing staged for a later publish.
+    let status = ok(signet(url, publisher.path(), &["status", "nginx", "--output", "json"]));
+    let value: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(value["staged"], serde_json::json!([]), "{value}");
 
     let unreachable = signet("http://127.0.0.1:9", publisher.path(), &["lookup", "nginx:1.13.9"]);
     assert_eq!(unreachable.code, 1, "{}", unreachable.stderr);

@@ -67,16 +67,20 @@ pub async fn login(context: &Context, args: LoginArgs) -> CmdResult {
         }
     })?;
 
+    let realm = match check {
+        LoginCheck::Verified { realm } => realm,
+        // Credentials are only ever used with a token service, so storing them for a server
+        // without one would only hide the real problem.
+        LoginCheck::NotChecked => {
+            return Err(Failure::operational(anyhow::anyhow!(
+                "{server} names no token service: its response to GET /v2/ has no Bearer challenge whose realm is a URL; nothing was stored"
+            ))
+            .with_hint("for a server with built-in tokens, pass the token from its operator with --token or SIGNET_TOKEN"));
+        }
+    };
     let store = CredentialStore::new(&context.home);
     store.store(&server, &credentials).map_err(Failure::operational)?;
-    match check {
-        LoginCheck::Verified { realm } => {
-            eprintln!("login succeeded: the token service at {realm} accepted user {:?}", credentials.username);
-        }
-        LoginCheck::NotChecked => {
-            eprintln!("warning: {server} did not respond to GET /v2/ with a Bearer challenge naming a token service, so the credentials were stored without a check");
-        }
-    }
+    eprintln!("login succeeded: the token service at {realm} accepted user {:?}", credentials.username);
     eprintln!("stored the credentials for {key} in {}", store.path().display());
     Ok(())
 }

@@ -134,7 +134,7 @@ pub async fn run(context: &Context, args: PinArgs) -> CmdResult {
     std::mem::forget(verifier);
 
     let failed = rows.iter().any(|row| matches!(&row.outcome, Outcome::Problem { unsigned, .. } if !(*unsigned && args.allow_unsigned)));
-    report(context, &rows, &args);
+    report(context, &rows, &args, failed);
     if failed {
         let what = if args.check { "not pinned to verified digests" } else { "not signed; nothing was changed" };
         let failure = Failure::untrusted(anyhow::anyhow!("some image references are {what}"));
@@ -178,14 +178,17 @@ async fn pin_one(verifier: &mut Verifier<'_>, image: &Found, check: bool) -> Res
     }
 }
 
-fn report(context: &Context, rows: &[Row], args: &PinArgs) {
+/// Prints the result of each reference. When the command fails nothing is written, so rewrites
+/// are not listed as done.
+fn report(context: &Context, rows: &[Row], args: &PinArgs, failed: bool) {
     if context.output == OutputFormat::Json {
         let items: Vec<_> = rows
             .iter()
             .map(|row| match &row.outcome {
                 Outcome::Pinned { digest, new_text } => json!({
                     "file": row.file.display().to_string(), "line": row.line, "reference": row.reference,
-                    "status": if new_text.is_some() { "pinned" } else { "verified" }, "digest": digest.to_string(), "new_reference": new_text,
+                    "status": match (new_text.is_some(), failed) { (true, false) => "pinned", (true, true) => "not written", _ => "verified" },
+                    "digest": digest.to_string(), "new_reference": new_text,
                 }),
                 Outcome::Problem { reason, unsigned } => json!({
                     "file": row.file.display().to_string(), "line": row.line, "reference": row.reference,
@@ -199,6 +202,7 @@ fn report(context: &Context, rows: &[Row], args: &PinArgs) {
     for row in rows {
         let place = format!("{}:{}", row.file.display(), row.line);
         match &row.outcome {
+            Outcome::Pinned { new_text: Some(_), .. } if failed => {}
             Outcome::Pinned { new_text: Some(new_text), .. } => println!("{place}: {} -> {new_text}", row.reference),
             Outcome::Pinned { new_text: None, digest } => println!("{place}: {} verified ({digest})", row.reference),
             Outcome::Problem { reason, unsigned } if *unsigned && args.allow_unsigned => {

@@ -159,25 +159,39 @@ pub async fn sign(context: &Context, args: SignArgs) -> CmdResult {
         }
     };
     let gun = context.gun_for(&name)?;
-    let state = context.state(&gun);
-    state
-        .stage(Change::Add { tag: tag.clone(), digest: digest.to_string(), size, media_type })
-        .map_err(Failure::operational)?;
+    let change = Change::Add { tag: tag.clone(), digest: digest.to_string(), size, media_type };
     if args.no_publish {
+        context.state(&gun).stage(change).map_err(Failure::operational)?;
         eprintln!("staged {gun}:{tag} -> {digest}; run `signet publish {gun}`");
         return Ok(());
     }
-    publish_staged(context, &gun, args.expires).await
+    stage_and_publish(context, &gun, change, args.expires).await
+}
+
+/// Stages `change` and publishes everything staged. When the publish fails, the staged changes
+/// are put back as they were, so the failed change is not published later by surprise.
+async fn stage_and_publish(context: &Context, gun: &signet_core::Gun, change: Change, expires: Option<Duration>) -> CmdResult {
+    let state = context.state(gun);
+    let before = state.staged().map_err(Failure::operational)?;
+    state.stage(change).map_err(Failure::operational)?;
+    let result = publish_staged(context, gun, expires).await;
+    if result.is_err() {
+        if let Err(error) = state.restore(&before) {
+            eprintln!("warning: failed to restore the staged changes of {gun}: {error}");
+        }
+    }
+    result
 }
 
 pub async fn unsign(context: &Context, args: UnsignArgs) -> CmdResult {
     let (gun, tag) = parse_tagged(&args.reference)?;
-    context.state(&gun).stage(Change::Remove { tag: tag.clone() }).map_err(Failure::operational)?;
+    let change = Change::Remove { tag: tag.clone() };
     if args.no_publish {
+        context.state(&gun).stage(change).map_err(Failure::operational)?;
         eprintln!("staged removal of {gun}:{tag}; run `signet publish {gun}`");
         return Ok(());
     }
-    publish_staged(context, &gun, args.expires).await
+    stage_and_publish(context, &gun, change, args.expires).await
 }
 
 pub async fn publish(context: &Context, args: PublishArgs) -> CmdResult {
@@ -267,7 +281,10 @@ pub async fn status(context: &Context, args: StatusArgs) -> CmdResult {
             let Some(document) = document else { continue };
             let key_ids = root.role(role).map(|definition| definition.keyids.clone()).unwrap_or_default();
             let expiring = document.expires - chrono::Utc::now() < warn_within;
-            if expiring {
+            // The server re-signs timestamp and snapshot long before they expire, so only the
+            // roles a key holder re-signs get a warning.
+            let client_signed = role == RoleName::ROOT || role == RoleName::TARGETS;
+            if expiring && client_signed {
                 eprintln!("warning: {role} of {gun} expires at {}; re-sign it with `signet resign {gun} {role}`", signet_core::metadata::format_expires(document.expires));
             }
             roles.push((role, document.version, signet_core::metadata::format_expires(document.expires), key_ids, expiring));
