@@ -25,11 +25,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let serving = matches!(command, Command::Serve);
     match runtime.block_on(signet_server::run(command, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("error: {error:#}");
+            // The server's log goes to stderr, so one of the two is enough: the log for the
+            // server, where a JSON log format may be parsed, a plain line for other commands.
+            if serving {
+                tracing::error!("{error:#}");
+            } else {
+                eprintln!("error: {error:#}");
+            }
             ExitCode::FAILURE
         }
     }
