@@ -54,8 +54,8 @@ pub struct RegistryOptions {
     pub insecure: Vec<String>,
     /// Extra PEM CA certificate files trusted for HTTPS, besides the system roots.
     pub ca_files: Vec<PathBuf>,
-    /// Docker config file with `auths`; None means $DOCKER_CONFIG/config.json or
-    /// ~/.docker/config.json when present.
+    /// Docker config file with `auths`; None reads no credentials. [`default_docker_config`]
+    /// finds the file the Docker CLI would use.
     pub docker_config: Option<PathBuf>,
 }
 
@@ -180,10 +180,7 @@ impl Registry {
 
         let auths = match options.docker_config {
             Some(path) => DockerAuths::load(&path)?,
-            None => match default_docker_config() {
-                Some(path) if path.is_file() => DockerAuths::load(&path)?,
-                _ => DockerAuths::default(),
-            },
+            None => DockerAuths::default(),
         };
         Ok(Registry { http, insecure, auths })
     }
@@ -460,14 +457,14 @@ pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, Reg
     Ok(certificates)
 }
 
-/// Location of the Docker config file when none is given: `$DOCKER_CONFIG/config.json`, or
-/// `$HOME/.docker/config.json`, as the Docker CLI looks for it.
-fn default_docker_config() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|dir| !dir.is_empty()) {
-        return Some(PathBuf::from(dir).join("config.json"));
-    }
-    let home = std::env::var_os("HOME").filter(|home| !home.is_empty())?;
-    Some(PathBuf::from(home).join(".docker").join("config.json"))
+/// Returns the Docker config file the Docker CLI would read, `$DOCKER_CONFIG/config.json` or
+/// `$HOME/.docker/config.json`, when it exists. `env` reads an environment variable.
+pub fn default_docker_config(env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let path = match env("DOCKER_CONFIG").filter(|dir| !dir.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("config.json"),
+        None => PathBuf::from(env("HOME").filter(|home| !home.is_empty())?).join(".docker").join("config.json"),
+    };
+    path.is_file().then_some(path)
 }
 
 /// A user name and password from a Docker config file.
@@ -973,5 +970,32 @@ mod tests {
         for bad in ["", "-x", ".x", "a/b", "a:b", &"a".repeat(129)] {
             assert!(check_tag(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn docker_config_found_like_the_docker_cli() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let custom = dir.path().join("custom");
+        std::fs::create_dir_all(home.join(".docker")).unwrap();
+        std::fs::create_dir_all(&custom).unwrap();
+        let env_with = |docker_config: Option<&Path>| {
+            let home = home.clone();
+            let docker_config = docker_config.map(Path::to_path_buf);
+            move |name: &str| match name {
+                "HOME" => Some(home.clone().into_os_string()),
+                "DOCKER_CONFIG" => docker_config.clone().map(PathBuf::into_os_string),
+                _ => None,
+            }
+        };
+
+        // Nothing exists yet.
+        assert_eq!(default_docker_config(&env_with(None)), None);
+        std::fs::write(home.join(".docker/config.json"), "{}").unwrap();
+        assert_eq!(default_docker_config(&env_with(None)), Some(home.join(".docker/config.json")));
+        // DOCKER_CONFIG names a directory and takes precedence, even when its file is missing.
+        assert_eq!(default_docker_config(&env_with(Some(&custom))), None);
+        std::fs::write(custom.join("config.json"), "{}").unwrap();
+        assert_eq!(default_docker_config(&env_with(Some(&custom))), Some(custom.join("config.json")));
     }
 }

@@ -243,7 +243,7 @@ impl Context {
         let registry_options = RegistryOptions {
             insecure: cli.insecure_registry.clone(),
             ca_files: cli.registry_ca.clone(),
-            docker_config: cli.docker_config.clone(),
+            docker_config: cli.docker_config.clone().or_else(|| signet_client::registry::default_docker_config(&env_var)),
         };
         let gun_map = cli.gun_map.iter().map(|entry| parse_gun_map(entry)).collect::<Result<_, _>>()?;
         Ok(Context {
