@@ -105,7 +105,7 @@ pub enum RegistryError {
     #[error("invalid tag {0:?}: a tag is 1 to 128 characters of [A-Za-z0-9_.-] and does not start with '.' or '-'")]
     InvalidTag(String),
 
-    #[error("refused plain HTTP to {host}, which {url} led to; list {host} as an insecure registry to allow it")]
+    #[error("plain HTTP to {host} is not allowed (reached through {url}); list {host} as an insecure registry to allow it")]
     PlainHttpRefused { host: String, url: String },
 
     #[error("TLS certificate of {host} is not trusted; if the registry uses a private CA, add the CA certificate file to the trusted CA files")]
@@ -678,8 +678,8 @@ fn redirect_policy(insecure: Vec<String>) -> reqwest::redirect::Policy {
         }
         let host = url_host(attempt.url());
         if attempt.url().scheme() == "http" && !is_listed(&insecure, &host) {
-            let refused = PlainHttpRedirect { host, url: attempt.url().to_string() };
-            return attempt.error(refused);
+            let rejected = PlainHttpRedirect { host, url: attempt.url().to_string() };
+            return attempt.error(rejected);
         }
         attempt.follow()
     })

@@ -140,8 +140,8 @@ fn redirect_policy() -> reqwest::redirect::Policy {
         }
         let downgrade = attempt.url().scheme() == "http" && attempt.previous().iter().any(|url| url.scheme() == "https");
         if downgrade {
-            let refused = format!("rejected a redirect from HTTPS to plain HTTP URL {}", attempt.url());
-            return attempt.error(refused);
+            let rejected = format!("rejected a redirect from HTTPS to plain HTTP URL {}", attempt.url());
+            return attempt.error(rejected);
         }
         attempt.follow()
     })

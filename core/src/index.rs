@@ -11,8 +11,8 @@
 //! snapshot must list the same version, length and hashes, and the role must not have expired.
 //! A file that was not verified under the current trust is therefore never accepted.
 //!
-//! The index is local state, trusted like the stored root: whoever can write the metadata
-//! directory can also replace the trusted root.
+//! The index is local state, trusted like the stored root: a user with write access to the
+//! metadata directory can also replace the trusted root.
 //!
 //! JSON strings never contain a raw line feed, so `\n"NAME"\t` occurs once, at the start of
 //! NAME's line, and a lookup is one substring search.

@@ -92,7 +92,7 @@ impl Client {
         Client { http: reqwest::Client::new(), base_url: base_url.to_owned() }
     }
 
-    /// A client that sends `Authorization: Bearer TOKEN` with every request.
+    /// Builds a client that sends `Authorization: Bearer TOKEN` with every request.
     pub fn with_token(base_url: &str, token: &str) -> Client {
         let mut headers = reqwest::header::HeaderMap::new();
         let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("token header");

@@ -1,6 +1,6 @@
-//! Throwaway OCI distribution registries for tests: Debian's `docker-registry` (distribution
-//! 2.8) on 127.0.0.1, optionally with htpasswd or bearer token authentication and with TLS from a
-//! throwaway CA, and helpers that push small real OCI images to it over the registry HTTP API.
+//! Throwaway OCI distribution registries for tests. Each runs Debian's `docker-registry`
+//! (distribution 2.8) on 127.0.0.1, optionally with htpasswd or bearer token authentication and
+//! with TLS from a throwaway CA. Helpers push small real OCI images over the registry HTTP API.
 
 use std::fs::File;
 use std::io::Write as _;

@@ -91,7 +91,7 @@ async fn network_address_needs_tls_and_auth() {
     let tls = write_tls_files(tls_dir.path()).unwrap();
     let (cert, key) = (tls.certificate.to_str().unwrap(), tls.key.to_str().unwrap());
 
-    // These are refused before the server binds, so nothing listens beyond loopback.
+    // These are rejected before the server binds, so nothing listens beyond loopback.
     let (ok, stderr) = start_refused(&db, &["--listen", "0.0.0.0:0"]);
     assert!(!ok);
     assert!(stderr.contains("refusing to serve plain HTTP"), "{stderr}");
@@ -387,8 +387,8 @@ async fn client_works_over_tls_with_token_service() {
     assert_eq!(lookup.stdout.trim(), format!("{TEAM_A_APP}@{NGINX_1_13_9}"));
 
     // The token service refuses team-b, so publishing there fails with a clear error.
-    let refused = signet(url, publisher.path(), &["--tls-ca", ca, "init", TEAM_B_APP]);
-    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    let rejected = signet(url, publisher.path(), &["--tls-ca", ca, "init", TEAM_B_APP]);
+    assert_eq!(rejected.code, 1, "{}", rejected.stderr);
 
     let scopes = tokens.scopes();
     assert!(scopes.contains(&format!("repository:{TEAM_A_APP}:pull,push")), "{scopes:?}");
@@ -396,7 +396,7 @@ async fn client_works_over_tls_with_token_service() {
     let logs = server.logs();
     assert!(logs.contains("subject=external-user"), "{logs}");
     assert!(!logs.contains(password));
-    for run in [&untrusted, &anonymous, &wrong, &lookup, &refused] {
+    for run in [&untrusted, &anonymous, &wrong, &lookup, &rejected] {
         assert!(!run.stderr.contains(password));
         assert!(!run.stdout.contains(password));
     }

@@ -96,7 +96,7 @@ async fn serve(state: StandIn, handler: Handler) -> String {
 }
 
 /// Requires `Bearer TOKEN` for `/v2/<gun>/_trust/tuf/...`, then returns 404. `GET /v2/` returns
-/// the challenge without a scope, as `signet login` sees it.
+/// the challenge without a scope, which is the response `signet login` checks.
 fn trust_server(state: StandIn, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path();
     let challenge = |scope: Option<String>| {

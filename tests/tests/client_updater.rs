@@ -101,7 +101,7 @@ async fn new_publish_seen_by_next_lookup() {
 }
 
 #[tokio::test]
-async fn indexed_lookup_costs_two_requests_and_sees_new_publishes() {
+async fn indexed_lookup_stays_current() {
     let setup = setup().await;
     let mut updater = setup.updater(Some(setup.root_v1().await)).unwrap();
     updater.use_index(true);

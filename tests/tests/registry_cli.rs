@@ -306,10 +306,10 @@ async fn pin_refuses_unsigned_images_unless_allowed() {
     let text = format!("image: {name}:web\n---\nimage: {name}:unsigned\n---\nimage: example.org/no/trust:1.0\n");
     let file = setup.write("mixed.yaml", &text);
 
-    let refused = setup.consume(&["pin", file.to_str().unwrap()]);
-    assert_eq!(refused.code, 3, "{}", refused.stderr);
-    assert!(refused.stderr.contains("is not signed"), "{}", refused.stderr);
-    assert!(refused.stderr.contains("no trusted root for example.org/no/trust"), "{}", refused.stderr);
+    let rejected = setup.consume(&["pin", file.to_str().unwrap()]);
+    assert_eq!(rejected.code, 3, "{}", rejected.stderr);
+    assert!(rejected.stderr.contains("is not signed"), "{}", rejected.stderr);
+    assert!(rejected.stderr.contains("no trusted root for example.org/no/trust"), "{}", rejected.stderr);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
 
     let allowed = ok(setup.consume(&["pin", "--allow-unsigned", file.to_str().unwrap()]));

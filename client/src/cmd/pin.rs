@@ -136,8 +136,8 @@ pub async fn run(context: &Context, args: PinArgs) -> CmdResult {
     let failed = rows.iter().any(|row| matches!(&row.outcome, Outcome::Problem { unsigned, .. } if !(*unsigned && args.allow_unsigned)));
     report(context, &rows, &args, failed);
     if failed {
-        let what = if args.check { "not pinned to verified digests" } else { "not signed; nothing was changed" };
-        let failure = Failure::untrusted(anyhow::anyhow!("some image references are {what}"));
+        let problem = if args.check { "not pinned to verified digests" } else { "not signed; nothing was changed" };
+        let failure = Failure::untrusted(anyhow::anyhow!("some image references are {problem}"));
         return Err(if args.check { failure } else { failure.with_hint("sign them, or pass --allow-unsigned to pin the others and leave these as they are") });
     }
     if !args.check {

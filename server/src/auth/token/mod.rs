@@ -446,11 +446,11 @@ impl Algorithm {
             "RS512" => Ok(Algorithm::Rs512),
             "EdDSA" | "Ed25519" => Ok(Algorithm::EdDsa),
             other => {
-                let shown = REJECTED_ALGORITHMS
+                let rejected_name = REJECTED_ALGORITHMS
                     .iter()
                     .find(|rejected| **rejected == other)
                     .map_or("an unrecognized name", |rejected| rejected);
-                Err(TokenError::UnsupportedAlgorithm(shown.to_string()))
+                Err(TokenError::UnsupportedAlgorithm(rejected_name.to_string()))
             }
         }
     }
